@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python jobs/pipeline.py --demo --workdir demo_output
+	$(BIN)/python jobs/pipeline.py --workdir demo_output
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

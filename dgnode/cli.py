@@ -17,6 +17,14 @@ from dgnode.errors import DgnodeError
 # Stage packages with a `cli.register(subparsers)`; a stage adds itself here.
 STAGE_CLIS = (
     "dgnode.corpus.cli",
+    "dgnode.embedding.cli",
+    "dgnode.features.cli",
+    "dgnode.tracking.cli",
+    "dgnode.tuning.cli",
+    "dgnode.cluster",
+    "dgnode.training.cli",
+    "dgnode.study.cli",
+    "dgnode.streaming.cli",
 )
 
 

@@ -54,3 +54,83 @@ def ray_local(tmp_path_factory):
         )
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """A real ``mlflow server`` started by ``mlflow/server.sh`` on a free 127.0.0.1 port.
+
+    SQLite backend and artifact directory in a temporary directory; yields the server URL once
+    ``/health`` answers. Stopped by ``mlflow/stop.sh`` (its PID file) at the end of the session,
+    with a ``SIGKILL`` to the server's own process group as a fallback, also when tests fail.
+    """
+    import signal
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    root = tmp_path_factory.mktemp("mlflow_server")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "MLFLOW_HOST": "127.0.0.1",
+        "MLFLOW_PORT": str(port),
+        "MLFLOW_WORKERS": "2",
+        "MLFLOW_SERVER_DIR": str(root),
+        "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{root}/mlflow.db",
+        "MLFLOW_ARTIFACTS_DESTINATION": str(root / "artifacts"),
+        "MLFLOW_BIN": str(Path(sys.executable).with_name("mlflow")),
+    }
+    subprocess.run([str(REPO_ROOT / "mlflow" / "server.sh")], env=env, cwd=root, check=True, capture_output=True)
+    pid = int((root / "server.pid").read_text())
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                log = (root / "server.log").read_text(errors="replace")[-2000:]
+                pytest.fail(f"mlflow server on {url} did not answer /health within 120 s; log:\n{log}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        subprocess.run([str(REPO_ROOT / "mlflow" / "stop.sh")], env=env, cwd=root, capture_output=True, timeout=60)
+        try:
+            os.killpg(pid, signal.SIGKILL)  # only if stop.sh failed: the group is gone otherwise
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+TINY_SPLITS = {"train": 6, "valid": 2, "test": 3}
+TINY_DIMS = {"text": 16, "audio": 12, "vision": 8}
+
+
+def write_tiny_structure(source: Path, target: Path, counts: dict[str, int] = TINY_SPLITS) -> Path:
+    """The first ``counts[split]`` dialogues of each split of a real structure file."""
+    import json
+
+    structure = json.loads(source.read_text(encoding="utf-8"))
+    splits = {split: structure["splits"][split][:n] for split, n in counts.items()}
+    keep = [d for ids in splits.values() for d in ids]
+    structure.update(splits=splits, dialogues={d: structure["dialogues"][d] for d in keep})
+    target.write_text(json.dumps(structure), encoding="utf-8")
+    return target
+
+
+@pytest.fixture(scope="session")
+def tiny_synthetic_store(tmp_path_factory, iemocap_structure_path) -> Path:
+    """Synthetic features (dims TINY_DIMS) over 11 real IEMOCAP dialogues (6 train, 2 valid, 3 test)."""
+    from dgnode.features.synth import synthesize_features
+
+    root = tmp_path_factory.mktemp("tiny_store")
+    structure = write_tiny_structure(iemocap_structure_path, root / "structure.json")
+    synthesize_features(structure, root / "store", TINY_DIMS, seed=5)
+    return root / "store"

@@ -6,6 +6,7 @@ Layout of a store directory::
       metadata.json                 model, checkpoint sha256, dims, label names, preprocessing
       part-<time>-<uid>.parquet     utterance rows (any number of parts)
       failures/part-*.parquet       utterances that could not be embedded, with the error
+      provenance/part-*.parquet     (extraction) frames and audio source used per utterance
 
 Row columns: ``dialog_id`` (str), ``utt_id`` (str, unique), ``order`` (int32, position in the
 conversation), ``speaker`` (str), ``label`` (int32, null when unlabelled), ``split``

@@ -1,1 +1,19 @@
-"""dgnode.reporting"""
+"""Metrics, figures and reports of emotion-recognition runs."""
+
+from dgnode.reporting.metrics import (
+    IEMOCAP_DISPLAY_NAMES,
+    PAPER_DGODE_IEMOCAP,
+    ClassificationMetrics,
+    classification_metrics,
+    display_name,
+    paper_reference,
+)
+
+__all__ = [
+    "IEMOCAP_DISPLAY_NAMES",
+    "PAPER_DGODE_IEMOCAP",
+    "ClassificationMetrics",
+    "classification_metrics",
+    "display_name",
+    "paper_reference",
+]

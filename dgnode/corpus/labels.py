@@ -1,0 +1,98 @@
+"""Label schemes: from a raw 3-letter consensus code (and the raters' votes) to a class index.
+
+Raw codes: ``neu hap sad ang exc fru sur fea dis oth xxx`` (``xxx``: the raters did not agree).
+
+=========  ==================================  ================================================
+scheme     classes (index order)               rule
+=========  ==================================  ================================================
+``merc6``  hap, sad, neu, ang, exc, fru        raw code, plus: an ``xxx`` utterance whose raters'
+                                               majority category is Happiness counts as ``hap``
+``raw6``   hap, sad, neu, ang, exc, fru        raw code only
+``four``   hap, sad, neu, ang                  raw code only; ``exc`` is merged into ``hap``
+=========  ==================================  ================================================
+
+Every other code gives ``None`` (the utterance stays in the manifest with a null label).
+``merc6`` is the split used by the MERC literature (DialogueRNN, MMGCN, M3Net, DGODE): on the
+real corpus ``raw6`` has 7380 labelled utterances and ``merc6`` 7433 (53 ``xxx`` utterances with
+a Happiness majority); ``four`` has 5531.
+
+**Majority vote.** Each ``C-`` line is one rater. A rater votes once for every distinct category
+named on their line (``Happiness; Happiness;`` is one vote). The majority category is the one
+named by strictly more raters than any other; a tie for the top has no majority. Actors'
+self-evaluations (``C-F1``, ``C-M1``) count like any other rater.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
+
+from dgnode.errors import DgnodeError
+
+EMOTION_CODES = ("neu", "hap", "sad", "ang", "exc", "fru", "sur", "fea", "dis", "oth", "xxx")
+CODE_TO_CATEGORY = {
+    "neu": "Neutral",
+    "hap": "Happiness",
+    "sad": "Sadness",
+    "ang": "Anger",
+    "exc": "Excited",
+    "fru": "Frustration",
+    "sur": "Surprise",
+    "fea": "Fear",
+    "dis": "Disgust",
+    "oth": "Other",
+}
+RATER_CATEGORIES = tuple(CODE_TO_CATEGORY.values())
+MERC6_LABELS = ("hap", "sad", "neu", "ang", "exc", "fru")
+HAPPINESS = "Happiness"
+
+
+@dataclass(frozen=True)
+class LabelScheme:
+    """How raw codes map to class indices; ``label_names[i]`` names class ``i``."""
+
+    name: str
+    label_names: tuple[str, ...]
+    code_to_label: Mapping[str, int] = field(hash=False)
+    xxx_happiness_as: int | None = None  # class of ``xxx`` with a Happiness majority
+
+    def label_of(self, code: str, majority: str | None = None) -> int | None:
+        """Class index of an utterance with raw ``code`` and raters' ``majority`` category."""
+        if code == "xxx" and self.xxx_happiness_as is not None and majority == HAPPINESS:
+            return self.xxx_happiness_as
+        return self.code_to_label.get(code)
+
+
+def _six_class(name: str, xxx_happiness: bool) -> LabelScheme:
+    mapping = {code: index for index, code in enumerate(MERC6_LABELS)}
+    return LabelScheme(name, MERC6_LABELS, mapping, mapping["hap"] if xxx_happiness else None)
+
+
+SCHEMES: dict[str, LabelScheme] = {
+    "merc6": _six_class("merc6", xxx_happiness=True),
+    "raw6": _six_class("raw6", xxx_happiness=False),
+    "four": LabelScheme("four", ("hap", "sad", "neu", "ang"), {"hap": 0, "exc": 0, "sad": 1, "neu": 2, "ang": 3}),
+}
+
+
+def get_scheme(name: str) -> LabelScheme:
+    try:
+        return SCHEMES[name]
+    except KeyError:
+        raise DgnodeError(f"unknown label scheme {name!r}; expected one of {', '.join(SCHEMES)}") from None
+
+
+def majority_category(rater_categories: Iterable[Iterable[str]]) -> str | None:
+    """The category named by strictly more raters than any other, or ``None`` on a tie.
+
+    ``rater_categories`` holds one iterable of category names per rater (``C-`` line).
+    """
+    votes: dict[str, int] = {}
+    for categories in rater_categories:
+        for category in set(categories):
+            votes[category] = votes.get(category, 0) + 1
+    if not votes:
+        return None
+    top = max(votes.values())
+    leaders = [category for category, count in votes.items() if count == top]
+    return leaders[0] if len(leaders) == 1 else None

@@ -1,0 +1,50 @@
+"""What a feature store holds, counted: rows, dialogues and labels per split, dims, fingerprint."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from dgnode.features.store import SPLITS, FeatureStore
+
+
+@dataclass
+class StoreSummary:
+    root: str
+    model: str
+    source: str
+    created: str
+    fingerprint: str
+    dims: dict[str, int]
+    rows: int
+    dialogues: dict[str, int]  # split -> dialogues
+    utterances: dict[str, int]  # split -> rows
+    label_counts: dict[str, dict[str, int]]  # label name (or "unlabelled") -> split -> rows
+    failures: int
+
+
+def describe_store(store: str | Path | FeatureStore) -> StoreSummary:
+    """Count a store's contents from its key columns (vectors are not read)."""
+    if not isinstance(store, FeatureStore):
+        store = FeatureStore.open(store)
+    frame = store.load(modalities=[]).frame
+    names = list(store.metadata.label_names)
+    label = frame["label"].fillna(-1).astype(int).map(lambda v: names[v] if 0 <= v < len(names) else ("unlabelled" if v == -1 else f"<{v}>"))
+    counts: dict[str, dict[str, int]] = {}
+    for name in [*names, *sorted(set(label) - set(names))]:
+        per_split = {s: int(((label == name) & (frame["split"] == s)).sum()) for s in SPLITS}
+        if any(per_split.values()) or name in names:
+            counts[name] = per_split
+    return StoreSummary(
+        root=str(store.root),
+        model=store.metadata.model,
+        source=store.metadata.source,
+        created=store.metadata.created,
+        fingerprint=store.fingerprint(),
+        dims=dict(store.metadata.dims),
+        rows=len(frame),
+        dialogues={s: int(frame.loc[frame["split"] == s, "dialog_id"].nunique()) for s in SPLITS},
+        utterances={s: int((frame["split"] == s).sum()) for s in SPLITS},
+        label_counts=counts,
+        failures=len(store.load_failures()),
+    )

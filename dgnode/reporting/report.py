@@ -1,0 +1,81 @@
+"""The run report: a JSON file and a rich table in the paper's layout.
+
+Table layout (IEMOCAP, as in the DGODE paper): one column per class in label order (happy, sad,
+neutral, angry, excited, frustrated), then accuracy and weighted F1; one row for this run and,
+when the labels are IEMOCAP's six classes, one row with the paper's numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from dgnode.reporting.metrics import display_name, paper_reference
+
+
+def metrics_table(evaluation: dict[str, Any], label_names: list[str], title: str = "Test metrics"):
+    """A rich Table of ``evaluation`` (``per_class_f1``, ``accuracy``, ``weighted_f1``, fractions)."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("", style="bold")
+    for name in label_names:
+        table.add_column(display_name(name), justify="right")
+    table.add_column("acc", justify="right")
+    table.add_column("W-F1", justify="right", style="bold")
+    per_class = evaluation["per_class_f1"]
+    table.add_row(
+        "this run",
+        *[f"{100 * per_class[n]:.1f}" for n in label_names],
+        f"{100 * evaluation['accuracy']:.1f}",
+        f"{100 * evaluation['weighted_f1']:.1f}",
+    )
+    support = evaluation.get("support")
+    if support:
+        table.add_row("support", *[str(support[n]) for n in label_names], str(sum(support.values())), "")
+    reference = paper_reference(label_names)
+    if reference:
+        table.add_row(
+            "DGODE paper",
+            *[f"{reference['per_class_f1'][n]:.1f}" for n in label_names],
+            "",
+            f"{reference['weighted_f1']:.1f}",
+            style="dim",
+        )
+    return table
+
+
+def run_table(report: dict[str, Any], title: str = "Run"):
+    """Key facts of a run report as a two-column rich Table."""
+    from rich.table import Table
+
+    table = Table(title=title, show_header=False)
+    table.add_column("key", style="bold")
+    table.add_column("value")
+    for key in ("model", "out_dir", "epochs_run", "best_epoch", "best_valid_weighted_f1", "stopped", "train_time_s", "mean_nfe"):
+        if key in report and report[key] is not None:
+            value = report[key]
+            table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    return table
+
+
+def write_json(data: dict[str, Any], path: str | Path) -> Path:
+    """JSON with NaN/inf turned into null (strict JSON readers reject them)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(_finite(data), indent=2, sort_keys=False), encoding="utf-8")
+    temporary.replace(path)
+    return path
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value

@@ -1,0 +1,451 @@
+"""MLflow runs that always end: params, per-epoch metrics, provenance tags, evaluation artifacts, models.
+
+Everything goes through an explicit :class:`mlflow.MlflowClient` bound to one tracking URI and
+one run id, never through MLflow's process-global "active run": Ray Tune runs several trials in
+threads of reused actor processes, and a global active run would leak between them.
+
+Typical use (the driver resolves and checks the URI and creates the experiment first)::
+
+    uri = resolve_tracking_uri(args.tracking_uri)
+    check_tracking_uri(uri)
+    experiment_id = ensure_experiment(uri, "dgode-iemocap")
+    with tracked_run(uri, experiment_id, run_name="trial-3", parent_run_id=parent) as run:
+        run.log_config(config)
+        for epoch in ...:
+            run.log_epoch({"epoch": epoch, "train_loss": ..., "valid_wf1": ...})
+        run.log_evaluation(report, split="test")
+        run.log_model(model, registered_name="dgode-iemocap")
+
+The run ends FINISHED when the block exits normally, FAILED on an exception (with the error as
+the ``dgnode.error`` tag) and KILLED on ``KeyboardInterrupt``/``SystemExit``; see
+:func:`tracked_run` for how a Tune trial stopped by its scheduler is told apart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+import json
+import math
+import subprocess
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+from dgnode.config import flatten
+from dgnode.errors import DgnodeError
+
+# Metric names written once per epoch by trainers and trials (the contract with `dgnode compare`).
+EPOCH_METRICS = ("train_loss", "valid_wf1", "valid_acc", "nfe", "epoch_time")
+# MLflow caps a param value at 6000 characters and a log_batch call at 100 params / 1000 metrics.
+MAX_PARAM_LENGTH = 6000
+PARAMS_PER_BATCH = 100
+METRICS_PER_BATCH = 1000
+TRACKED_LIBRARIES = {
+    "torch": "torch",
+    "ray": "ray",
+    "mlflow": "mlflow",
+    "torchdiffeq": "torchdiffeq",
+    "torch_geometric": "torch-geometric",
+    "dgnode": "dgnode",
+}
+PARENT_TAG = "mlflow.parentRunId"
+ERROR_TAG = "dgnode.error"
+STOP_REASON_TAG = "dgnode.stop_reason"
+
+
+class RunStatus:
+    """MLflow's terminal run states (strings, as ``MlflowClient.set_terminated`` takes them)."""
+
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+    KILLED = "KILLED"
+    RUNNING = "RUNNING"
+
+
+class TrackingError(DgnodeError):
+    """An MLflow call failed in a way the user must act on (bad experiment name, registry error)."""
+
+
+def ensure_experiment(tracking_uri: str, name: str, artifact_location: str | None = None) -> str:
+    """The id of experiment ``name``, created if missing; a deleted one is restored.
+
+    Call on the driver before trials start: two trials creating the same experiment (and, on a
+    fresh SQLite file, the same tables) at once race. With a ``sqlite:///`` URI and no
+    ``artifact_location``, artifacts go to ``mlartifacts/`` beside the database file (the layout
+    of ``mlflow/server.sh``) instead of MLflow's default ``./mlruns`` under whatever the current
+    directory is.
+    """
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    if not name or not name.strip():
+        raise TrackingError("experiment name must not be empty")
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None and artifact_location is None and tracking_uri.startswith("sqlite:///"):
+        database = tracking_uri[len("sqlite:///"):]
+        if database and database != ":memory:":
+            artifact_location = (Path(database).resolve().parent / "mlartifacts").as_uri()
+    if experiment is None:
+        try:
+            return client.create_experiment(name, artifact_location=artifact_location)
+        except MlflowException:
+            # Another driver created it between our lookup and create: use theirs.
+            experiment = client.get_experiment_by_name(name)
+            if experiment is None:
+                raise
+    if experiment.lifecycle_stage == "deleted":
+        client.restore_experiment(experiment.experiment_id)
+    return experiment.experiment_id
+
+
+def git_commit(path: str | Path | None = None) -> str:
+    """``HEAD`` of the git checkout holding ``path`` (default: the dgnode sources), else ``"unknown"``.
+
+    A ``+dirty`` suffix marks uncommitted changes to tracked files: such a run is not exactly
+    reproducible from the commit alone.
+    """
+    where = Path(path) if path is not None else Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if not commit:
+        return "unknown"
+    return f"{commit}+dirty" if dirty else commit
+
+
+def library_versions() -> dict[str, str]:
+    """Installed versions of the libraries that decide a run's numbers."""
+    versions = {}
+    for label, distribution in TRACKED_LIBRARIES.items():
+        try:
+            versions[label] = importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            versions[label] = "not installed"
+    return versions
+
+
+def provenance_tags(store_fingerprint: str | None = None, store_path: str | Path | None = None) -> dict[str, str]:
+    """Tags that say what produced a run: code commit, feature store, library versions.
+
+    Compute them on the driver and hand them to workers: a Ray job's unpacked working directory
+    has no ``.git``.
+    """
+    commit = git_commit()
+    tags = {"dgnode.git_commit": commit}
+    if commit != "unknown":
+        tags["mlflow.source.git.commit"] = commit.removesuffix("+dirty")
+    if store_fingerprint is not None:
+        tags["dgnode.store_fingerprint"] = store_fingerprint
+    if store_path is not None:
+        tags["dgnode.store_path"] = str(store_path)
+    tags.update({f"version.{name}": version for name, version in library_versions().items()})
+    return tags
+
+
+class TrackedRun:
+    """One MLflow run, addressed by id through an explicit client."""
+
+    def __init__(self, tracking_uri: str, run_id: str, experiment_id: str) -> None:
+        from mlflow import MlflowClient
+
+        self.tracking_uri = tracking_uri
+        self.run_id = run_id
+        self.experiment_id = experiment_id
+        self.client = MlflowClient(tracking_uri)
+        # A body may decide its own terminal state (e.g. a scheduler-stopped trial is complete).
+        self.status_on_exit: str | None = None
+
+    # -- params and tags ---------------------------------------------------------------------
+    def log_config(self, config: Any, prefix: str = "") -> int:
+        """Log a (dataclass or nested dict) config as flattened ``a.b.c`` params; returns the count."""
+        data = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+        return self.log_params(flatten(data, prefix))
+
+    def log_params(self, params: Mapping[str, Any]) -> int:
+        from mlflow.entities import Param
+
+        items = [Param(str(k), _param_value(v)) for k, v in params.items()]
+        for start in range(0, len(items), PARAMS_PER_BATCH):
+            self.client.log_batch(self.run_id, params=items[start : start + PARAMS_PER_BATCH], synchronous=True)
+        return len(items)
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        from mlflow.entities import RunTag
+
+        items = [RunTag(str(k), str(v)[:MAX_PARAM_LENGTH]) for k, v in tags.items()]
+        for start in range(0, len(items), PARAMS_PER_BATCH):
+            self.client.log_batch(self.run_id, tags=items[start : start + PARAMS_PER_BATCH], synchronous=True)
+
+    # -- metrics -----------------------------------------------------------------------------
+    def log_metrics(self, metrics: Mapping[str, Any], step: int = 0) -> None:
+        """Log numeric values at ``step``; ``None`` and non-numeric values are skipped."""
+        from mlflow.entities import Metric
+
+        timestamp = int(time.time() * 1000)
+        items = [
+            Metric(str(k), float(v), timestamp, int(step))
+            for k, v in metrics.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+        ]
+        for start in range(0, len(items), METRICS_PER_BATCH):
+            self.client.log_batch(self.run_id, metrics=items[start : start + METRICS_PER_BATCH], synchronous=True)
+
+    def log_epoch(self, metrics: Mapping[str, Any]) -> None:
+        """Log the per-epoch metrics (:data:`EPOCH_METRICS`) at step ``metrics["epoch"]``."""
+        step = int(metrics.get("epoch", 0))
+        self.log_metrics({k: metrics[k] for k in EPOCH_METRICS if k in metrics}, step=step)
+
+    # -- artifacts -----------------------------------------------------------------------------
+    def log_dict(self, data: Mapping[str, Any], artifact_file: str) -> None:
+        self.client.log_text(self.run_id, json.dumps(_jsonable(data), indent=2), artifact_file)
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self.client.log_text(self.run_id, text, artifact_file)
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_evaluation(self, report: Mapping[str, Any], label_names: Sequence[str], split: str,
+                       log_metrics: bool = True) -> dict[str, float]:
+        """Log one split's evaluation: summary metrics and report / confusion / per-class artifacts.
+
+        ``report`` has ``accuracy``, ``weighted_f1`` (fractions in [0, 1]), ``per_class_f1``
+        (one value per label, or a ``{label: f1}`` mapping) and ``confusion`` (rows = true
+        class, columns = predicted), as a trainer's evaluation result converts to with
+        ``dataclasses.asdict``. Returns the metrics logged: ``{split}_acc``, ``{split}_wf1``
+        and ``{split}_f1.<label>`` (only the artifacts with ``log_metrics=False``, e.g. when the
+        run already holds ``valid_wf1`` per epoch).
+        """
+        per_class = _per_class(report.get("per_class_f1"), label_names)
+        metrics = {f"{split}_acc": float(report["accuracy"]), f"{split}_wf1": float(report["weighted_f1"])}
+        metrics.update({f"{split}_f1.{_metric_safe(name)}": value for name, value in per_class.items()})
+        if log_metrics:
+            self.log_metrics(metrics)
+        self.log_dict(dict(report), f"evaluation/{split}_report.json")
+        table = "label,f1\n" + "".join(f"{name},{value:.6f}\n" for name, value in per_class.items())
+        self.log_text(table, f"evaluation/{split}_per_class_f1.csv")
+        confusion = report.get("confusion")
+        if confusion is not None:
+            rows = [[int(v) for v in row] for row in confusion]
+            csv = "true\\pred," + ",".join(label_names) + "\n"
+            csv += "".join(f"{label_names[i]}," + ",".join(map(str, row)) + "\n" for i, row in enumerate(rows))
+            self.log_text(csv, f"evaluation/{split}_confusion.csv")
+            self.client.log_figure(self.run_id, confusion_figure(rows, label_names, split), f"evaluation/{split}_confusion.png")
+        return metrics
+
+    # -- models --------------------------------------------------------------------------------
+    def log_model(self, model: Any, registered_name: str | None = None, name: str = "model") -> tuple[str, str | None]:
+        """Log a torch module with ``mlflow.pytorch`` and register it; returns ``(model_uri, version)``.
+
+        Pickle serialisation: DGODE's forward takes a conversation batch, not a tensor, so the
+        ``pt2`` graph export (MLflow's default) cannot trace it. Requirements are listed
+        explicitly; MLflow's inference would re-import the model in a subprocess (seconds).
+        """
+        import mlflow
+        import mlflow.pytorch
+
+        requirements = [f"{dist}=={version}" for dist, version in _model_requirements().items()]
+        mlflow.set_tracking_uri(self.tracking_uri)
+        try:
+            # MLflow 3 files the LoggedModel under the *active* experiment, not the run's.
+            mlflow.set_experiment(experiment_id=self.experiment_id)
+            info = mlflow.pytorch.log_model(
+                model,
+                name=name,
+                run_id=self.run_id,
+                registered_model_name=registered_name,
+                serialization_format="pickle",
+                pip_requirements=requirements,
+            )
+        except mlflow.exceptions.MlflowException as error:
+            raise TrackingError(f"logging the model of run {self.run_id} failed: {error}") from None
+        version = info.registered_model_version
+        return info.model_uri, (str(version) if version is not None else None)
+
+    # -- status --------------------------------------------------------------------------------
+    def end(self, status: str) -> None:
+        self.client.set_terminated(self.run_id, status)
+
+
+@contextmanager
+def tracked_run(
+    tracking_uri: str,
+    experiment_id: str,
+    run_name: str | None = None,
+    parent_run_id: str | None = None,
+    tags: Mapping[str, Any] | None = None,
+    run_id: str | None = None,
+    stop_exceptions: tuple[type[BaseException], ...] = (),
+) -> Iterator[TrackedRun]:
+    """Create (or, with ``run_id``, reopen) a run and end it whatever happens in the block.
+
+    Terminal state: ``run.status_on_exit`` when the body set it, else FINISHED on normal exit;
+    an exception in ``stop_exceptions`` means "stopped on purpose" and ends the run FINISHED
+    with ``dgnode.stop_reason`` set (Ray Tune ends a trial its scheduler stopped by raising
+    ``SystemExit`` in the trial's thread); any other ``KeyboardInterrupt``/``SystemExit`` gives
+    KILLED, any other exception FAILED with the error in ``dgnode.error``. The exception is
+    always re-raised.
+    """
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    all_tags = {str(k): str(v) for k, v in (tags or {}).items()}
+    if parent_run_id:
+        all_tags[PARENT_TAG] = parent_run_id
+    reopened = run_id is not None
+    if run_id is None:
+        run_id = client.create_run(experiment_id, run_name=run_name, tags=all_tags).info.run_id
+    else:
+        client.update_run(run_id, status=RunStatus.RUNNING)
+    run = TrackedRun(tracking_uri, run_id, experiment_id)
+    if reopened and all_tags:
+        run.set_tags(all_tags)
+    status = RunStatus.FAILED
+    try:
+        yield run
+        status = run.status_on_exit or RunStatus.FINISHED
+    except stop_exceptions as stop:
+        status = RunStatus.FINISHED
+        _set_tag_quietly(run, STOP_REASON_TAG, f"stopped ({type(stop).__name__})")
+        raise
+    except (KeyboardInterrupt, SystemExit) as stop:
+        status = RunStatus.KILLED
+        _set_tag_quietly(run, STOP_REASON_TAG, f"interrupted ({type(stop).__name__})")
+        raise
+    except BaseException as error:
+        status = RunStatus.FAILED
+        _set_tag_quietly(run, ERROR_TAG, f"{type(error).__name__}: {error}")
+        raise
+    finally:
+        client.set_terminated(run_id, status)
+
+
+def child_runs(tracking_uri: str, experiment_id: str, parent_run_id: str, status: str | None = None) -> list[Any]:
+    """All runs of ``experiment_id`` whose ``mlflow.parentRunId`` is ``parent_run_id``."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    query = f"tags.`{PARENT_TAG}` = '{parent_run_id}'"
+    if status is not None:
+        query += f" and attributes.status = '{status}'"
+    runs, token = [], None
+    while True:
+        page = client.search_runs([experiment_id], filter_string=query, max_results=1000, page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def end_dangling_runs(
+    tracking_uri: str,
+    experiment_id: str,
+    parent_run_id: str,
+    decide: Callable[[Any], str] | None = None,
+) -> dict[str, str]:
+    """End every child of ``parent_run_id`` still RUNNING; returns ``{run_id: status set}``.
+
+    ``decide(run)`` picks each run's status (default KILLED): a search knows, from its own
+    results, whether a trial whose process died before its ``finally`` ran had completed.
+    """
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    ended = {}
+    for run in child_runs(tracking_uri, experiment_id, parent_run_id, status=RunStatus.RUNNING):
+        status = decide(run) if decide is not None else RunStatus.KILLED
+        if status == RunStatus.RUNNING:
+            continue
+        client.set_terminated(run.info.run_id, status)
+        ended[run.info.run_id] = status
+    return ended
+
+
+def confusion_figure(confusion: Sequence[Sequence[int]], label_names: Sequence[str], title: str = ""):
+    """A matplotlib figure of a confusion matrix with counts and row-normalised shading."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    counts = np.asarray(confusion, dtype=float)
+    totals = counts.sum(axis=1, keepdims=True)
+    shares = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+    size = 1.0 + 0.7 * len(label_names)
+    figure, axis = plt.subplots(figsize=(size + 1.5, size))
+    image = axis.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
+    for i in range(counts.shape[0]):
+        for j in range(counts.shape[1]):
+            axis.text(j, i, f"{int(counts[i, j])}", ha="center", va="center",
+                      color="white" if shares[i, j] > 0.5 else "black", fontsize=8)
+    axis.set_xticks(range(len(label_names)), label_names, rotation=45, ha="right")
+    axis.set_yticks(range(len(label_names)), label_names)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    axis.set_title(f"confusion ({title})" if title else "confusion")
+    figure.colorbar(image, ax=axis, fraction=0.046, label="share of true class")
+    figure.tight_layout()
+    plt.close(figure)
+    return figure
+
+
+def _model_requirements() -> dict[str, str]:
+    versions = library_versions()
+    return {dist: versions[label] for label, dist in TRACKED_LIBRARIES.items()
+            if label in ("torch", "torchdiffeq", "torch_geometric") and versions[label] != "not installed"}
+
+
+def _set_tag_quietly(run: TrackedRun, key: str, value: str) -> None:
+    # Already failing or stopping: a second error while tagging must not mask the first.
+    try:
+        run.client.set_tag(run.run_id, key, value[:MAX_PARAM_LENGTH])
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def _param_value(value: Any) -> str:
+    text = json.dumps(value) if isinstance(value, (list, tuple, dict)) else str(value)
+    if len(text) > MAX_PARAM_LENGTH:
+        text = text[: MAX_PARAM_LENGTH - 3] + "..."
+    return text
+
+
+def _per_class(values: Any, label_names: Sequence[str]) -> dict[str, float]:
+    if values is None:
+        return {}
+    if isinstance(values, Mapping):
+        return {str(k): float(v) for k, v in values.items()}
+    values = list(values)
+    if len(values) != len(label_names):
+        raise ValueError(f"per_class_f1 has {len(values)} values for {len(label_names)} labels {list(label_names)}")
+    return {name: float(v) for name, v in zip(label_names, values)}
+
+
+def _metric_safe(name: str) -> str:
+    # MLflow metric keys allow alphanumerics, _ - . space / only.
+    return "".join(c if c.isalnum() or c in "_-./ " else "_" for c in name)
+
+
+def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _jsonable(dataclasses.asdict(value))
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value

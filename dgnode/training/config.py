@@ -1,0 +1,129 @@
+"""Configuration of a training run: ``model``, ``optim``, ``data``, ``train``, ``report``.
+
+Loaded with :func:`load_train_config` (YAML file, then ``key=value`` overrides)::
+
+    config = load_train_config("configs/dgode_iemocap.yaml", ["model.hidden=256", "train.seed=3"])
+
+The ``model`` section is validated against the config class of ``model.name`` in the model
+registry (:mod:`dgnode.models.registry`), so ``model.wp`` is accepted for ``dgode`` and
+rejected, naming the valid keys, for ``mlp``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from dgnode.config import load_config
+from dgnode.features.store import MODALITIES
+
+
+def _default_model() -> Any:
+    from dgnode.models.registry import model_config_from_dict
+
+    return model_config_from_dict({"name": "dgode"})
+
+
+@dataclass
+class OptimConfig:
+    """Adam; ``weight_decay`` is Adam's L2 penalty (added to the gradient, not decoupled)."""
+
+    lr: float = 1e-4
+    weight_decay: float = 1e-5
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0:
+            raise ValueError(f"optim.lr must be positive, got {self.lr}")
+        if self.weight_decay < 0:
+            raise ValueError(f"optim.weight_decay must be >= 0, got {self.weight_decay}")
+
+
+@dataclass
+class DataConfig:
+    """Where the features come from: a feature store, a modality subset, the normalisation
+    (see :func:`dgnode.features.dataset.load_conversations`)."""
+
+    store: str | None = None
+    modalities: list[str] | None = None
+    normalise: Literal["standard", "l2", "none"] = "standard"
+
+    def __post_init__(self) -> None:
+        if self.modalities is not None:
+            unknown = [m for m in self.modalities if m not in MODALITIES]
+            if unknown or not self.modalities:
+                raise ValueError(f"data.modalities must be a non-empty subset of {list(MODALITIES)}, got {self.modalities}")
+            if len(set(self.modalities)) != len(self.modalities):
+                raise ValueError(f"data.modalities repeats a modality: {self.modalities}")
+
+
+@dataclass
+class LoopConfig:
+    """The training loop.
+
+    Attributes:
+        epochs: maximum number of epochs.
+        batch_size: dialogues per batch (the paper: 16 on IEMOCAP, 8 on MELD).
+        patience: stop after this many epochs without a better valid weighted F1 (0: never).
+        seed: seeds initialisation, dropout and shuffling (each epoch from ``(seed, epoch)``).
+        deterministic: ``torch.use_deterministic_algorithms`` (same seed -> same metrics).
+        class_weights: weight the loss by inverse class frequency on the train split.
+        grad_clip: max gradient norm (``None``: no clipping).
+        nfe_cap: max ODE function evaluations per solve (``None``: unbounded).
+        device: ``cpu``, ``cuda``, ``cuda:1``...
+    """
+
+    epochs: int = 60
+    batch_size: int = 16
+    patience: int = 10
+    seed: int = 0
+    deterministic: bool = True
+    class_weights: bool = False
+    grad_clip: float | None = None
+    nfe_cap: int | None = 1000
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.patience < 0:
+            raise ValueError(
+                f"train.epochs and train.batch_size must be >= 1 and train.patience >= 0, "
+                f"got {self.epochs}, {self.batch_size}, {self.patience}"
+            )
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            raise ValueError(f"train.grad_clip must be positive or null, got {self.grad_clip}")
+        if self.nfe_cap is not None and self.nfe_cap < 1:
+            raise ValueError(f"train.nfe_cap must be >= 1 or null, got {self.nfe_cap}")
+
+
+@dataclass
+class ReportConfig:
+    """``plots``: write the PNG figures; ``tsne_points``: t-SNE subsample size (0: no t-SNE)."""
+
+    plots: bool = True
+    tsne_points: int = 2000
+
+    def __post_init__(self) -> None:
+        if self.tsne_points < 0:
+            raise ValueError(f"report.tsne_points must be >= 0, got {self.tsne_points}")
+
+
+@dataclass
+class TrainConfig:
+    """A whole run. ``model`` holds the registered config dataclass of ``model.name``."""
+
+    model: Any = field(default_factory=_default_model)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: LoopConfig = field(default_factory=LoopConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+
+    def __post_init__(self) -> None:
+        from dgnode.models.registry import model_config_from_dict
+
+        name = self.model.get("name", "dgode") if isinstance(self.model, dict) else getattr(self.model, "name", "?")
+        self.model = model_config_from_dict(self.model, source=f"model {name!r}")
+
+
+def load_train_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    """:class:`TrainConfig` from defaults, the YAML at ``path``, then ``key=value`` overrides."""
+    return load_config(TrainConfig, path, overrides)

@@ -1,0 +1,13 @@
+"""Which extraction runs ask Ray for GPUs (what makes an autoscaling cluster start GPU nodes)."""
+
+from __future__ import annotations
+
+import pytest
+
+from dgnode.embedding.pipeline import ExtractConfig, ray_uses_gpu
+
+
+@pytest.mark.parametrize(("device", "expected"), [("cuda", True), ("cpu", False), ("auto", False)])
+def test_cuda_requests_gpus_even_before_any_gpu_node_exists(ray_local, device, expected):
+    assert ray_local.cluster_resources().get("GPU", 0) == 0  # this machine, and CI, have none
+    assert ray_uses_gpu(ExtractConfig(manifest="m", store="s", device=device)) is expected

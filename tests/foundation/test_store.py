@@ -1,0 +1,75 @@
+"""The Parquet feature store contract: idempotent, crash-safe appends and exact reads."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dgnode.errors import InputError
+from dgnode.features.store import FeatureStore, StoreMetadata
+
+
+def _rows(ids, dialog="Ses01F_impro01", split="train", dims=(4, 3)):
+    n = len(ids)
+    rng = np.random.default_rng(len(ids))
+    return pd.DataFrame(
+        {
+            "dialog_id": [dialog] * n,
+            "utt_id": ids,
+            "order": list(range(n)),
+            "speaker": ["Ses01.F", "Ses01.M"] * (n // 2) + ["Ses01.F"] * (n % 2),
+            "label": [i % 2 if i != 1 else None for i in range(n)],
+            "split": [split] * n,
+            "text": list(rng.normal(size=(n, dims[0])).astype(np.float32)),
+            "audio": list(rng.normal(size=(n, dims[1])).astype(np.float32)),
+        }
+    )
+
+
+@pytest.fixture
+def store(tmp_path):
+    return FeatureStore.create(tmp_path / "store", StoreMetadata(model="tiny", dims={"text": 4, "audio": 3}, label_names=["a", "b"]))
+
+
+def test_append_is_idempotent_and_load_is_exact(store):
+    rows = _rows(["u0", "u1", "u2"])
+    assert store.append(rows) == 3
+    assert store.append(rows) == 0
+    assert store.append(_rows(["u0", "u1", "u2", "u3"])) == 1
+    assert len(store) == 4 and len(store.part_paths()) == 2
+    loaded = FeatureStore.open(store.root).load()
+    assert loaded.frame["utt_id"].tolist() == ["u0", "u1", "u2", "u3"]
+    assert loaded.frame["label"].isna().tolist() == [False, True, False, False]
+    np.testing.assert_array_equal(loaded.vectors["text"][:3], np.stack(rows["text"]))
+    assert loaded.vectors["audio"].dtype == np.float32 and loaded.vectors["audio"].shape == (4, 3)
+
+
+def test_half_written_parts_never_count(store):
+    store.append(_rows(["u0"]))
+    (store.root / ".part-x.parquet.abc.tmp").write_bytes(b"PAR1 truncated")
+    assert store.stored_utt_ids() == {"u0"}
+
+
+def test_incompatible_store_and_bad_rows_are_clear_errors(store):
+    with pytest.raises(InputError, match="made differently"):
+        FeatureStore.create(store.root, StoreMetadata(model="huge", dims={"text": 4, "audio": 3}, label_names=["a", "b"]))
+    bad = _rows(["u0"])
+    bad["text"] = [np.zeros(5, np.float32)]
+    with pytest.raises(InputError, match="text vectors have length 5, expected 4"):
+        store.append(bad)
+    with pytest.raises(InputError, match="unknown split"):
+        store.append(_rows(["u9"], split="dev"))
+    with pytest.raises(InputError, match="not a feature store"):
+        FeatureStore.open(store.root / "nope")
+
+
+def test_fingerprint_changes_with_content_and_failures_roundtrip(store):
+    empty = store.fingerprint()
+    store.append(_rows(["u0"]))
+    assert store.fingerprint() != empty
+    failures = pd.DataFrame([{"utt_id": "u5", "dialog_id": "d", "modality": "vision", "path": "x.avi", "error": "truncated"}])
+    assert store.append_failures(failures) == 1
+    assert store.load_failures()["utt_id"].tolist() == ["u5"]
+    store.clear_failures({"u5"})
+    assert store.load_failures().empty

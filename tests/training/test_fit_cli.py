@@ -1,0 +1,77 @@
+"""fit's outputs and the `dgnode train` / `dgnode evaluate` commands."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from dgnode.cli import main
+from dgnode.training.config import load_train_config
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def run_cli(argv, capsys) -> tuple[int, list[str], str]:
+    code = main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out.strip().splitlines(), captured.err
+
+
+@pytest.mark.slow
+def test_train_then_evaluate_reproduces_test_metrics(small_store, fast_config_path, tmp_path, capsys):
+    out = tmp_path / "run"
+    code, lines, _ = run_cli(
+        ["train", "--store", str(small_store), "--config", str(fast_config_path), "--set", "train.epochs=2",
+         "--set", "report.tsne_points=200", "--out", str(out), "--no-progress"],
+        capsys,
+    )
+    assert code == 0
+    final = json.loads(lines[-1])  # the last stdout line is the final metrics
+    assert final["model"] == "dgode" and final["epochs_run"] == 2
+    assert 0.0 <= final["test_weighted_f1"] <= 1.0
+    assert set(final["test_per_class_f1"]) == {"hap", "sad", "neu", "ang", "exc", "fru"}
+    assert any("DGODE paper" in line for line in lines)  # the summary table shows the paper row
+
+    for name in ("config.yaml", "best.pt", "history.json", "report.json",
+                 "confusion_test.png", "per_class_f1_test.png", "tsne_test.png"):
+        assert (out / name).exists(), name
+    for name in ("confusion_test.png", "per_class_f1_test.png", "tsne_test.png"):
+        assert (out / name).read_bytes()[:8] == PNG
+    report = json.loads((out / "report.json").read_text())
+    assert report["test"]["weighted_f1"] == final["test_weighted_f1"]
+    assert report["paper_reference"]["weighted_f1"] == 72.8
+    assert report["data"]["dialogues"] == {"train": 20, "valid": 4, "test": 6}
+    assert report["best_epoch"] == max(range(2), key=lambda e: report["history"][e]["valid_wf1"])
+    assert report["plots"] == {"confusion": "confusion_test.png", "per_class_f1": "per_class_f1_test.png", "tsne": "tsne_test.png"}
+    config = load_train_config(out / "config.yaml")
+    assert config.data.store == str(small_store) and config.train.epochs == 2
+    checkpoint = torch.load(out / "best.pt", weights_only=True)
+    assert checkpoint["epoch"] == report["best_epoch"] + 1 and "optimizer" not in checkpoint
+
+    code, lines, _ = run_cli(["evaluate", "--run", str(out)], capsys)
+    assert code == 0
+    evaluated = json.loads(lines[-1])
+    assert evaluated["weighted_f1"] == report["test"]["weighted_f1"]
+    assert evaluated["confusion"] == report["test"]["confusion"]
+    assert json.loads((out / "eval_test.json").read_text())["accuracy"] == report["test"]["accuracy"]
+
+    code, lines, _ = run_cli(["evaluate", "--run", str(out), "--split", "valid"], capsys)
+    assert json.loads(lines[-1])["weighted_f1"] == report["best_valid_weighted_f1"]
+
+
+def test_unknown_config_key_is_a_one_line_error(small_store, tmp_path, capsys):
+    code, lines, err = run_cli(
+        ["train", "--store", str(small_store), "--set", "model.hiden=64", "--out", str(tmp_path / "x")], capsys
+    )
+    assert code == 2
+    assert "unknown key(s) model.hiden" in err and "valid keys under model" in err
+    assert err.count("\n") == 1 and not (tmp_path / "x").exists()
+
+
+def test_missing_store_and_missing_run_are_clear_errors(tmp_path, capsys):
+    code, _, err = run_cli(["train", "--store", str(tmp_path / "nope"), "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and "feature store directory not found" in err and "nope" in err
+    code, _, err = run_cli(["evaluate", "--run", str(tmp_path)], capsys)
+    assert code == 2 and "not a finished run: config.yaml is missing" in err

@@ -1,0 +1,186 @@
+"""An end-to-end search: Ray Tune + Optuna + ASHA on a tiny store, tracked by a real MLflow server,
+interrupted midway (SIGINT to the `dgnode tune` process) and resumed."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from dgnode.cli import main
+from dgnode.tracking.server import TrackingUnavailableError
+from dgnode.tuning.search import TuneSettings, run_search
+from tests.tuning.tiny import TINY_OVERRIDES
+
+TRIALS = 7
+EPOCHS = 4
+# rk4 with step 0.005 over T = 1 needs 800 evaluations per solve: over the cap of 100. The point
+# to evaluate forces one such trial; with TPE seed 4 the sampled trials draw other steps and
+# learning rates from 1e-5 to 8e-3, so ASHA has slow learners to stop.
+SEED = 4
+SPACE = """
+params:
+  model.ode.step_size: {choice: [0.25, 0.5, 1.0, 0.005]}
+  optim.lr: {loguniform: [1.0e-5, 5.0e-2]}
+  model.mixhop.hops: {int: [1, 2]}
+  train.nfe_cap: 100
+points_to_evaluate:
+  - {model.ode.step_size: 0.005, optim.lr: 1.0e-3, model.mixhop.hops: 1}
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _trial_runs(client, experiment_id, parent_run_id):
+    runs = client.search_runs([experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}'", max_results=1000)
+    return [r for r in runs if r.data.tags.get("dgnode.run_kind") == "trial"]
+
+
+def test_unreachable_tracking_server_fails_before_any_training(tiny_store, tmp_path, capsys):
+    space = tmp_path / "space.yaml"
+    space.write_text(SPACE)
+    uri = f"http://127.0.0.1:{_free_port()}"
+    start = time.monotonic()
+    with pytest.raises(TrackingUnavailableError, match=f"MLflow tracking server {uri} is unreachable"):
+        run_search(tmp_path / "out", store=tiny_store, space_path=space, settings=TuneSettings(trials=2), tracking_uri=uri)
+    assert time.monotonic() - start < 10
+    assert not (tmp_path / "out").exists()  # nothing written, nothing trained
+    code = main(["tune", "--store", str(tiny_store), "--space", str(space), "--trials", "2",
+                 "--tracking-uri", uri, "--out", str(tmp_path / "out2"), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith(f"dgnode: error: MLflow tracking server {uri} is unreachable")
+
+
+@pytest.mark.slow
+def test_search_interrupted_and_resumed_is_fully_tracked(ray_local, mlflow_server, tiny_store, tmp_path, capsys):
+    from mlflow import MlflowClient
+
+    space = tmp_path / "space.yaml"
+    space.write_text(SPACE)
+    out = tmp_path / "search"
+    experiment = "tune-e2e"
+    # Session 1, a separate `dgnode tune` process: stopped the way Ctrl-C stops it (SIGINT to
+    # itself, handled by Tune) once 3 trials have finished; it joins this session's Ray cluster
+    # as a second driver instead of starting another one.
+    command = [sys.executable, "-m", "dgnode.cli", "tune", "--store", str(tiny_store), "--space", str(space),
+               "--trials", str(TRIALS), "--epochs", str(EPOCHS), "--max-concurrent", "1", "--seed", str(SEED),
+               "--grace-period", "1", "--tracking-uri", mlflow_server, "--experiment", experiment, "--out", str(out),
+               "--no-progress", "--stop-after", "3", *[arg for override in TINY_OVERRIDES for arg in ("--set", override)]]
+    env = {**os.environ, "RAY_ADDRESS": ray_local.get_runtime_context().gcs_address}
+    client = MlflowClient(mlflow_server)
+    first = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=400)
+    first_log = first.stdout + first.stderr
+    assert first.returncode == 130, first_log[-3000:]
+    assert f"search interrupted after 3 finished trial(s); continue with: dgnode tune --resume --out {out}" in " ".join(first_log.split())
+
+    record = json.loads((out / "search.json").read_text())
+    experiment_id, parent = record["experiment_id"], record["parent_run_id"]
+    assert client.get_run(parent).info.status == "KILLED"
+    before = {r.data.tags["dgnode.trial_id"]: client.get_run(r.info.run_id) for r in _trial_runs(client, experiment_id, parent)
+              if r.info.status in ("FINISHED", "FAILED")}
+    assert len(before) == 3
+    assert not [r for r in _trial_runs(client, experiment_id, parent) if r.info.status == "RUNNING"]
+
+    outcome = run_search(out, resume=True, progress=False)
+
+    # -- every trial once, finished or failed, under the parent; nothing left RUNNING ------------
+    assert not outcome.interrupted
+    assert len(outcome.trials) == TRIALS
+    assert {t.status for t in outcome.trials} <= {"TERMINATED", "ERROR"}
+    runs = _trial_runs(client, experiment_id, parent)
+    by_trial = {r.data.tags["dgnode.trial_id"]: r for r in runs}
+    assert len(runs) == len(by_trial) == TRIALS
+    assert set(by_trial) == {t.trial_id for t in outcome.trials}
+    assert {r.info.status for r in runs} <= {"FINISHED", "FAILED"}
+    assert not client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'")
+    # Trials finished before the interrupt were kept, not re-run.
+    for trial_id, run in before.items():
+        after = client.get_run(by_trial[trial_id].info.run_id)
+        assert (after.info.run_id, after.info.status, after.info.end_time) == (run.info.run_id, run.info.status, run.info.end_time)
+
+    # -- NFE-cap failures are FAILED with the cause; the search went on ----------------------------
+    failed = [r for r in runs if r.info.status == "FAILED"]
+    assert failed, "the point to evaluate (step 0.005) must hit the NFE cap"
+    for run in failed:
+        assert run.data.tags["dgnode.error"].startswith("NFECapExceeded: graph ODE needed more than 100 function evaluations")
+        assert run.data.params["model.ode.step_size"] == "0.005"
+    status_of = {t.trial_id: t.status for t in outcome.trials}
+    assert {tid for tid, s in status_of.items() if s == "ERROR"} == {r.data.tags["dgnode.trial_id"] for r in failed}
+
+    # -- finished trials: full config as params, one metric point per epoch, ASHA stopped some ----
+    finished = [r for r in runs if r.info.status == "FINISHED"]
+    assert len(finished) == TRIALS - len(failed)
+    reasons = {}
+    for run in finished:
+        assert run.data.params["model.hidden"] == "16" and run.data.params["train.nfe_cap"] == "100"
+        assert run.data.params["model.ode.step_size"] in ("0.25", "0.5", "1.0")
+        epochs_run = int(run.data.tags["dgnode.epochs_run"])
+        for key in ("train_loss", "valid_wf1", "valid_acc", "nfe", "epoch_time"):
+            assert sorted({m.step for m in client.get_metric_history(run.info.run_id, key)}) == list(range(epochs_run)), key
+        reasons[run.info.run_id] = (run.data.tags["dgnode.stop_reason"], epochs_run)
+    assert any(reason == "scheduler" and epochs < EPOCHS for reason, epochs in reasons.values()), reasons
+    assert any(reason == "completed" and epochs == EPOCHS for reason, epochs in reasons.values()), reasons
+
+    # -- the best trial, tested once and registered ---------------------------------------------
+    best_run = max(finished, key=lambda r: r.data.metrics["best_valid_wf1"])
+    assert outcome.best_trial_id == best_run.data.tags["dgnode.trial_id"]
+    assert outcome.best_valid_wf1 == pytest.approx(best_run.data.metrics["best_valid_wf1"], abs=1e-12)
+    final = client.get_run(outcome.final_run_id)
+    assert final.info.status == "FINISHED" and final.data.tags["mlflow.parentRunId"] == parent
+    assert final.data.metrics["test_wf1"] == pytest.approx(outcome.test["weighted_f1"], abs=1e-12)
+    assert set(outcome.test["per_class_f1"]) == {"hap", "sad", "neu", "ang", "exc", "fru"}
+    versions = client.search_model_versions(f"name='{experiment}'")
+    assert [(v.version, v.run_id) for v in versions] == [(outcome.model_version, outcome.final_run_id)]
+    parent_run = client.get_run(parent)
+    assert parent_run.info.status == "FINISHED"
+    assert parent_run.data.metrics["test_wf1"] == pytest.approx(outcome.test["weighted_f1"], abs=1e-12)
+    assert json.loads((out / "summary.json").read_text())["best_trial_id"] == outcome.best_trial_id
+
+    # -- dgnode compare lists every run of the search --------------------------------------------
+    capsys.readouterr()
+    plot = tmp_path / "compare.png"
+    assert main(["compare", "--experiment", experiment, "--tracking-uri", mlflow_server, "--parent", parent,
+                 "--plot", str(plot)]) == 0
+    printed = capsys.readouterr().out
+    for run in runs:
+        assert run.info.run_name in printed
+    assert f"{TRIALS + 1} runs ({len(failed)} failed, {TRIALS + 1 - len(failed)} finished)" in printed
+    assert plot.stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_trials_of_two_ray_train_workers(ray_local, mlflow_server, tiny_store, tmp_path):
+    """--workers-per-trial 2: each trial is a TorchTrainer whose rank-0 reports reach Tune (and
+    MLflow) through TuneReportCallback; the best trial's Ray Train checkpoint is tested."""
+    from mlflow import MlflowClient
+
+    space = tmp_path / "space.yaml"
+    space.write_text("params:\n  optim.lr: {loguniform: [1.0e-3, 3.0e-2]}\n")
+    settings = TuneSettings(trials=2, workers_per_trial=2, max_concurrent=1, epochs=2, grace_period=2,
+                            experiment="tune-ddp", seed=0)
+    outcome = run_search(tmp_path / "out", store=tiny_store, space_path=space, settings=settings,
+                         overrides=TINY_OVERRIDES, tracking_uri=mlflow_server, progress=False)
+    assert not outcome.interrupted
+    assert [t.status for t in outcome.trials] == ["TERMINATED", "TERMINATED"]
+    assert [t.epochs for t in outcome.trials] == [2, 2]
+    assert sorted(p.name for p in (tmp_path / "out" / "train").iterdir()) == sorted(f"trial-{t.trial_id}" for t in outcome.trials)
+    client = MlflowClient(mlflow_server)
+    runs = _trial_runs(client, outcome.experiment_id, outcome.parent_run_id)
+    assert {r.info.status for r in runs} == {"FINISHED"} and len(runs) == 2
+    for run in runs:
+        assert [m.step for m in sorted(client.get_metric_history(run.info.run_id, "valid_wf1"), key=lambda m: m.step)] == [0, 1]
+        assert run.data.tags["dgnode.stop_reason"] == "completed"
+    best = max(outcome.trials, key=lambda t: t.best_valid_wf1)
+    assert outcome.best_trial_id == best.trial_id
+    assert client.get_run(outcome.final_run_id).data.metrics["test_wf1"] == pytest.approx(outcome.test["weighted_f1"], abs=1e-12)
+    assert outcome.model_version == "1"
