@@ -492,7 +492,8 @@ def store_metadata(config: ExtractConfig, label_names: list[str], sha: str | Non
         checkpoint_sha256=sha,
         source="imagebind",
         preprocessing=preprocessing,
-        extra={"manifest": str(Path(config.manifest).resolve())},
+        # model_kind and seed let dgnode.streaming.media rebuild the exact extraction model.
+        extra={"manifest": str(Path(config.manifest).resolve()), "model_kind": config.model, "seed": config.seed},
     )
 
 

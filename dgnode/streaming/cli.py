@@ -25,10 +25,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", default=None, help="write the per-utterance predictions to this CSV")
     parser.add_argument("--quiet", action="store_true", help="print only the summary, not every utterance")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1...")
+    parser.add_argument("--media", default=None, metavar="MANIFEST",
+                        help="with --stream: embed each utterance from its raw media (this manifest's paths) "
+                             "with the store's own extraction model instead of reading stored vectors")
+    parser.add_argument("--checkpoint", default=None, help="with --media: the ImageBind checkpoint the store was extracted with")
     parser.set_defaults(handler=predict_command)
 
 
 def predict_command(args: argparse.Namespace) -> int:
+    import time
+
     import numpy as np
     import pandas as pd
     import torch
@@ -49,8 +55,8 @@ def predict_command(args: argparse.Namespace) -> int:
         raise InputError(f"not a finished run: {CONFIG_FILE} is missing", path=args.run)
     if args.stream:
         require_causal(load_train_config(config_path).model, where=str(config_path))
-    elif args.verify:
-        raise InputError("--verify compares streaming with batch predictions: it needs --stream")
+    elif args.verify or args.media:
+        raise InputError("--verify and --media need --stream")
     trainer, config = load_run(args.run, store=args.store, device=args.device)
     data = trainer.data
     conversations = _select(data, args.dialog, args.split, args.limit, config.data.store)
@@ -65,6 +71,13 @@ def predict_command(args: argparse.Namespace) -> int:
         # The stream delivers raw vectors as stored; the predictor normalises them itself.
         stored = FeatureStore.open(config.data.store).load(list(trainer.dims))
         frame = stored.frame
+        encoder = media_rows = None
+        if args.media:
+            from dgnode.corpus.manifest import load_manifest
+            from dgnode.streaming.media import MediaEncoder
+
+            encoder = MediaEncoder.from_store(config.data.store, args.checkpoint, args.device)
+            media_rows = load_manifest(args.media).set_index("utt_id", drop=False)
         ids = frame["dialog_id"].to_numpy()
         for conversation in conversations:
             positions = np.flatnonzero(ids == conversation.dialog_id)
@@ -77,10 +90,20 @@ def predict_command(args: argparse.Namespace) -> int:
                 with torch.no_grad():
                     reference = model(collate([conversation]).to(trainer.device)).logits.argmax(dim=1).tolist()
             for k, row_index in enumerate(positions.tolist()):
-                prediction = predictor.push({m: stored.vectors[m][row_index] for m in trainer.dims}, speakers[k])
-                latencies.append(prediction.latency_ms)
+                embed_ms = 0.0
+                if encoder is not None:
+                    utt = frame["utt_id"].iloc[row_index]
+                    if utt not in media_rows.index:
+                        raise InputError(f"utterance {utt} is not in the media manifest", path=args.media)
+                    started = time.perf_counter()
+                    vectors = encoder.encode(media_rows.loc[utt].to_dict())
+                    embed_ms = (time.perf_counter() - started) * 1000.0
+                else:
+                    vectors = {m: stored.vectors[m][row_index] for m in trainer.dims}
+                prediction = predictor.push(vectors, speakers[k])
+                latencies.append(prediction.latency_ms + embed_ms)
                 row = _row(conversation, k, speakers[k], prediction.label, prediction.probabilities, data.label_names)
-                row["latency_ms"] = prediction.latency_ms
+                row["latency_ms"] = prediction.latency_ms + embed_ms
                 if reference is not None:
                     row["batch_label"] = data.label_names[reference[k]]
                     mismatches += int(reference[k] != prediction.label)

@@ -79,12 +79,17 @@ def test_pipeline_job_runs_to_success_on_a_local_head(ray_head, repo_root, tmp_p
     address, env = ray_head
     workdir = tmp_path / "work"
     ray_bin = str(Path(sys.executable).parent / "ray")
-    submit = subprocess.run(
-        [ray_bin, "job", "submit", "--address", address, "--no-wait", "--working-dir", str(repo_root),
-         "--runtime-env-json", json.dumps({"excludes": EXCLUDES}),
-         "--", "python", "jobs/pipeline.py", "--demo", "--workdir", str(workdir), "--trials", "2", "--epochs", "2", "--json"],
-        env=env, capture_output=True, text=True, timeout=300,
-    )
+    command = [ray_bin, "job", "submit", "--address", address, "--no-wait", "--working-dir", str(repo_root),
+               "--runtime-env-json", json.dumps({"excludes": EXCLUDES}),
+               "--", "python", "jobs/pipeline.py", "--demo", "--workdir", str(workdir), "--trials", "2", "--epochs", "2", "--json"]
+    # The dashboard answers before the node's job agent has registered: Ray then says
+    # "No available agent to submit job, please try again later".
+    deadline = time.monotonic() + 120
+    while True:
+        submit = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        if submit.returncode == 0 or "No available agent" not in submit.stderr + submit.stdout or time.monotonic() > deadline:
+            break
+        time.sleep(2)
     assert submit.returncode == 0, submit.stdout + submit.stderr
     job_id = next(word for word in submit.stdout.split() if word.strip("'\"").startswith("raysubmit_")).strip("'\"")
 
