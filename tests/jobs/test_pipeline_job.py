@@ -54,6 +54,7 @@ def ray_head(tmp_path):
         "RAY_AUTH_MODE": "token",
         "RAY_USAGE_STATS_ENABLED": "0",
         "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+        "AUTOSCALER_METRIC_PORT": str(_free_port()),  # not the fixed 44217 another Ray may hold
     }
     env.pop("RAY_ADDRESS", None)
     dashboard_port = _free_port()
@@ -62,6 +63,11 @@ def ray_head(tmp_path):
     head = subprocess.Popen(
         [str(bin_dir / "ray"), "start", "--head", "--block", f"--port={_free_port()}", "--num-cpus=4", "--num-gpus=0",
          "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}",
+         # Every port free: another Ray of this test session (ray_local) holds the fixed defaults,
+         # and a job agent that cannot bind its port leaves the head with no agent to run jobs.
+         f"--dashboard-agent-listen-port={_free_port()}", f"--dashboard-agent-grpc-port={_free_port()}",
+         f"--metrics-export-port={_free_port()}", f"--runtime-env-agent-port={_free_port()}",
+         f"--ray-client-server-port={_free_port()}",
          f"--temp-dir={temp_dir}", "--disable-usage-stats"],
         env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
     )
