@@ -206,7 +206,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     import torch
 
     from dgnode.features.dataset import load_conversations
-    from dgnode.training.trainer import Trainer
+    from dgnode.training.trainer import Trainer, epoch_metrics
 
     config = loop_config["config"]
     context = ray.train.get_context()
@@ -243,17 +243,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             valid = trainer.evaluate("valid", keep_representations=False)
             if trainer.update_best(epoch, valid.weighted_f1) and rank == 0:
                 trainer.save_model(scratch / BEST_FILE, extra={"valid": valid.summary(), "best_epoch": epoch})
-            metrics = {
-                "epoch": epoch,
-                "train_loss": stats["train_loss"],
-                "valid_wf1": valid.weighted_f1,
-                "valid_acc": valid.accuracy,
-                "valid_loss": valid.loss,
-                "nfe": stats["nfe"],
-                "epoch_time": stats["epoch_time"],
-                "best_valid_wf1": trainer.best_valid_wf1,
-                "best_epoch": trainer.best_epoch,
-            }
+            metrics = {**epoch_metrics(epoch, stats, valid),
+                       "best_valid_wf1": trainer.best_valid_wf1, "best_epoch": trainer.best_epoch}
             stop = trainer.should_stop()
             metrics["early_stopped"] = int(stop)
             metrics["last"] = int(stop or epoch == epochs - 1)

@@ -302,6 +302,20 @@ class Trainer:
         return None if self.class_weights is None else self.class_weights.cpu()
 
 
+def epoch_metrics(epoch: int, stats: dict[str, float], valid: EvalResult) -> dict[str, float]:
+    """What every training loop reports after an epoch (fit, Ray Train workers, Tune trials):
+    ``stats`` from :meth:`Trainer.train_epoch`, ``valid`` from :meth:`Trainer.evaluate`."""
+    return {
+        "epoch": epoch,
+        "train_loss": stats["train_loss"],
+        "valid_wf1": valid.weighted_f1,
+        "valid_acc": valid.accuracy,
+        "valid_loss": valid.loss,
+        "nfe": stats["nfe"],
+        "epoch_time": stats["epoch_time"],
+    }
+
+
 @dataclass
 class FitResult:
     """Outcome of :func:`fit`; ``report`` is what ``out_dir/report.json`` holds."""
@@ -351,15 +365,7 @@ def fit(
     for epoch in bar:
         stats = trainer.train_epoch(epoch=epoch)
         valid = trainer.evaluate("valid", keep_representations=False)
-        metrics = {
-            "epoch": epoch,
-            "train_loss": stats["train_loss"],
-            "valid_wf1": valid.weighted_f1,
-            "valid_acc": valid.accuracy,
-            "valid_loss": valid.loss,
-            "nfe": stats["nfe"],
-            "epoch_time": stats["epoch_time"],
-        }
+        metrics = epoch_metrics(epoch, stats, valid)
         history.append(metrics)
         if trainer.update_best(epoch, valid.weighted_f1):
             trainer.save_model(out / BEST_CHECKPOINT, extra={"valid": valid.summary()})

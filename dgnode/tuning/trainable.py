@@ -48,7 +48,7 @@ def single_process_trial(
     import ray.tune
     import torch
 
-    from dgnode.training.trainer import Trainer
+    from dgnode.training.trainer import Trainer, epoch_metrics
 
     config = space.config_for(base_config, params)
     trainer = Trainer(config, data, device=device)
@@ -69,17 +69,8 @@ def single_process_trial(
             valid = trainer.evaluate("valid", keep_representations=False)
             if trainer.update_best(epoch, valid.weighted_f1):
                 trainer.save_model(scratch / BEST_FILE, extra={"valid": valid.summary(), "best_epoch": epoch})
-            metrics = {
-                "epoch": epoch,
-                "train_loss": stats["train_loss"],
-                "valid_wf1": valid.weighted_f1,
-                "valid_acc": valid.accuracy,
-                "valid_loss": valid.loss,
-                "nfe": stats["nfe"],
-                "epoch_time": stats["epoch_time"],
-                "best_valid_wf1": trainer.best_valid_wf1,
-                "best_epoch": trainer.best_epoch,
-            }
+            metrics = {**epoch_metrics(epoch, stats, valid),
+                       "best_valid_wf1": trainer.best_valid_wf1, "best_epoch": trainer.best_epoch}
             stop = trainer.should_stop()
             metrics["early_stopped"] = int(stop)
             history.append(metrics)
