@@ -11,6 +11,7 @@ utterances already in the store, and a search directory can be resumed with ``dg
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -87,16 +88,12 @@ def run_pipeline(config: PipelineConfig, progress: bool = True) -> PipelineResul
     check_tracking_uri(tracking_uri)  # before any work: a run that cannot be recorded is not started
     timings: dict[str, float] = {}
 
+    @contextlib.contextmanager
     def timed(stage: str):
-        class _Timer:
-            def __enter__(self):
-                self.start = time.perf_counter()
-                _say(f"[{stage}] ...")
-
-            def __exit__(self, *exc):
-                timings[stage] = time.perf_counter() - self.start
-
-        return _Timer()
+        _say(f"[{stage}] ...")
+        start = time.perf_counter()
+        yield
+        timings[stage] = time.perf_counter() - start
 
     if config.corpus_root:
         corpus_root = Path(config.corpus_root)

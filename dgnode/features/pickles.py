@@ -43,7 +43,6 @@ from tqdm import tqdm
 
 from dgnode.errors import InputError
 from dgnode.features.store import MODALITIES, SPLITS, FeatureStore, StoreMetadata
-from dgnode.features.store_origin import ensure_same_origin
 
 PickleFormat = Literal["mmgcn", "cosmic"]
 Dataset = Literal["iemocap", "meld"]
@@ -443,7 +442,6 @@ def import_pickle(
         preprocessing=preprocessing,
         extra={"pickle": path.name, "pickle_sha256": _sha256(path)},
     )
-    ensure_same_origin(store_path, metadata, ("pickle_sha256",))
     store = FeatureStore.create(store_path, metadata)
     frame = pd.DataFrame(
         {

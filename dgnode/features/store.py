@@ -43,6 +43,8 @@ SPLITS = ("train", "valid", "test")
 METADATA_FILE = "metadata.json"
 FAILURES_DIR = "failures"
 FAILURE_COLUMNS = ("utt_id", "dialog_id", "modality", "path", "error")
+# Inputs that identify what a store's rows were made from (hashes of the structure file or pickle).
+IDENTITY_EXTRA_KEYS = ("structure_sha256", "pickle_sha256")
 
 
 @dataclass
@@ -73,12 +75,29 @@ class StoreMetadata:
         return [m for m in MODALITIES if m in self.dims]
 
     def compatible_with(self, other: "StoreMetadata") -> list[str]:
-        """Differences that forbid mixing rows of ``other`` into a store with this metadata."""
+        """Differences that forbid mixing rows of ``other`` into a store with this metadata.
+
+        Rows are comparable only when made by the same model, checkpoint, source and
+        preprocessing from the same input (``extra`` keys of :data:`IDENTITY_EXTRA_KEYS`):
+        re-running with another seed, crop or pickle must not add rows to, or silently keep the
+        rows of, a store whose metadata describes another run.
+        """
         problems = []
-        for name in ("model", "dims", "label_names", "checkpoint_sha256"):
+        for name in ("model", "dims", "label_names", "checkpoint_sha256", "source"):
             mine, theirs = getattr(self, name), getattr(other, name)
             if mine != theirs:
                 problems.append(f"{name}: store has {mine!r}, new rows have {theirs!r}")
+        changed = sorted(
+            k for k in {*self.preprocessing, *other.preprocessing} if self.preprocessing.get(k) != other.preprocessing.get(k)
+        )
+        if changed:
+            problems.append(
+                "settings differ: "
+                + ", ".join(f"{k} (store {self.preprocessing.get(k)!r}, now {other.preprocessing.get(k)!r})" for k in changed)
+            )
+        for key in IDENTITY_EXTRA_KEYS:
+            if self.extra.get(key) != other.extra.get(key):
+                problems.append(f"{key}: store has {self.extra.get(key)!r}, new rows have {other.extra.get(key)!r}")
         return problems
 
 

@@ -46,7 +46,6 @@ import pandas as pd
 
 from dgnode.errors import InputError
 from dgnode.features.store import MODALITIES, SPLITS, FeatureStore, StoreMetadata
-from dgnode.features.store_origin import ensure_same_origin
 
 IEMOCAP_DIALOG_RE = re.compile(r"^Ses(0[1-5])([FM])_")
 
@@ -173,7 +172,6 @@ def synthesize_features(
             "skipped_dialogues": structure.skipped,
         },
     )
-    ensure_same_origin(store_path, metadata, ("structure_sha256",))
     store = FeatureStore.create(store_path, metadata)
     for modality, matrix in vectors.items():
         frame[modality] = list(matrix)

@@ -73,3 +73,21 @@ def test_fingerprint_changes_with_content_and_failures_roundtrip(store):
     assert store.load_failures()["utt_id"].tolist() == ["u5"]
     store.clear_failures({"u5"})
     assert store.load_failures().empty
+
+
+def test_rows_made_with_other_settings_or_input_are_refused(tmp_path):
+    def metadata(**changes):
+        values = dict(model="tiny", dims={"text": 4}, label_names=["a", "b"], source="imagebind",
+                      preprocessing={"crop": "speaker"}, extra={"pickle_sha256": "abc", "manifest": "m1"})
+        values.update(changes)
+        return StoreMetadata(**values)
+
+    root = tmp_path / "store"
+    FeatureStore.create(root, metadata())
+    FeatureStore.create(root, metadata(extra={"pickle_sha256": "abc", "manifest": "m2"}))  # not an identity key
+    with pytest.raises(InputError, match=r"settings differ: crop \(store 'speaker', now 'full'\)"):
+        FeatureStore.create(root, metadata(preprocessing={"crop": "full"}))
+    with pytest.raises(InputError, match="pickle_sha256: store has 'abc'"):
+        FeatureStore.create(root, metadata(extra={"pickle_sha256": "def"}))
+    with pytest.raises(InputError, match="source: store has 'imagebind'"):
+        FeatureStore.create(root, metadata(source="synthetic"))
