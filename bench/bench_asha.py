@@ -118,7 +118,7 @@ def main() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import ray
 
-    from dgnode.config import replace_dotted
+    from dgnode.options import replace_dotted
     from dgnode.features.dataset import load_conversations
     from dgnode.training.config import load_train_config
     from dgnode.tuning.space import load_search_space

@@ -55,7 +55,7 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
-from dgnode.config import ConfigError
+from dgnode.options import ConfigError
 from dgnode.corpus.labels import CODE_TO_CATEGORY, MERC6_LABELS, get_scheme
 from dgnode.corpus.manifest import manifest_frame
 from dgnode.corpus.names import (

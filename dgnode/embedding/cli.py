@@ -51,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def config_from_args(args: argparse.Namespace):
     """ExtractConfig from ``--config``, then ``--set``, then explicit flags."""
-    from dgnode.config import load_config
+    from dgnode.options import load_config
     from dgnode.embedding.pipeline import ExtractConfig
 
     overrides = list(args.set)

@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterator, Literal, Sequence
 import numpy as np
 import pandas as pd
 
-from dgnode.config import to_dict
+from dgnode.options import to_dict
 from dgnode.embedding.memory import BatchPlan, plan_batch_sizes
 from dgnode.embedding.model import EXTRACTED_MODALITIES, HUGE_NEEDS_CHECKPOINT, SPECS, sha256_file
 from dgnode.errors import InputError

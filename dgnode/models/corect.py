@@ -45,7 +45,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from dgnode.config import ConfigError
+from dgnode.options import ConfigError
 from dgnode.graph import UNLIMITED, build_edges
 from dgnode.models.base import (
     BatchLike,

@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 from torch import nn
 
-from dgnode.config import ConfigError, from_dict
+from dgnode.options import ConfigError, parse
 from dgnode.models.base import ModelConfig
 
 # Modules that call `register_model` at import; a new model appends its module here.
@@ -98,7 +98,7 @@ def model_config_from_dict(data: dict[str, Any] | ModelConfig, source: str = "co
     if not isinstance(name, str):
         raise ConfigError(f"{source}: model.name must be a string, got {name!r}")
     spec = model_spec(name)
-    return from_dict(spec.config_class, {**data, "name": name}, source=source, prefix="model")
+    return parse(spec.config_class, {**data, "name": name}, source=source, prefix="model")
 
 
 def build_model(config: ModelConfig | dict[str, Any], dims: dict[str, int], num_speakers: int, num_classes: int) -> nn.Module:

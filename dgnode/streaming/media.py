@@ -20,7 +20,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from dgnode.config import from_dict
+from dgnode.options import parse
 from dgnode.errors import InputError
 from dgnode.features.store import FeatureStore, StoreMetadata
 
@@ -49,7 +49,7 @@ class MediaEncoder:
         if sha and checkpoint and sha256_file(checkpoint) != sha:
             raise InputError(f"checkpoint differs from the one the store was extracted with (sha256 {sha[:12]}...)", path=checkpoint)
         media = {k: v for k, v in metadata.preprocessing.items() if k in ("video", "audio", "text")}
-        self.media = from_dict(MediaConfig, media, source="store metadata.json")
+        self.media = parse(MediaConfig, media, source="store metadata.json")
         self.modalities = metadata.modalities
         self.actor = EmbedActor(
             kind,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from dgnode.config import to_dict
+from dgnode.options import to_dict
 from dgnode.study.spec import StudyRun, StudySpec, build_runs
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from dgnode.config import ConfigError
+from dgnode.options import ConfigError
 from dgnode.errors import InputError
 
 MODES = ("offline", "causal")

@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from dgnode.config import flatten
+from dgnode.options import flatten
 from dgnode.errors import DgnodeError
 
 # Metric names written once per epoch by trainers and trials (the contract with `dgnode compare`).

@@ -1,58 +1,67 @@
-"""``dgnode train`` and ``dgnode evaluate``.
+"""``dgnode train``, ``dgnode evaluate`` and ``dgnode models``.
 
-``dgnode train --store S [--config YAML] [--set key=value ...] --out DIR`` trains, tests the best
+``dgnode train --data.store S --out DIR [--config YAML] [--optim.lr 3e-4 ...]`` trains, tests the best
 checkpoint once, prints a summary table and, as the last line of stdout, the final metrics as
-JSON. ``dgnode evaluate --run DIR [--split test]`` re-evaluates ``DIR/best.pt`` with
-``DIR/config.yaml``.
+JSON. ``dgnode evaluate --run DIR [--split test]`` re-evaluates the run's best checkpoint.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
+from dataclasses import dataclass
+from typing import Literal
+
+from dgnode.command import Command
+from dgnode.training.config import TrainConfig
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    train = subparsers.add_parser(
-        "train",
-        help="train a model (DGODE, baselines) on a feature store",
-        description="Train with early stopping on valid weighted F1, then evaluate the best checkpoint on test once.",
-    )
-    train.add_argument("--store", required=True, help="feature store directory (sets data.store)")
-    train.add_argument("--config", default=None, help="YAML config (e.g. configs/dgode_iemocap.yaml); defaults otherwise")
-    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a config value, e.g. --set model.hidden=256 (repeatable)")
-    train.add_argument("--out", required=True, help="run directory for config.yaml, best.pt, report.json, figures")
-    train.add_argument("--no-progress", action="store_true", help="no progress bar")
-    train.set_defaults(handler=run_train)
+@dataclass
+class TrainOptions:
+    """Train with early stopping on valid weighted F1, then evaluate the best checkpoint on test once.
 
-    evaluate = subparsers.add_parser(
-        "evaluate",
-        help="re-evaluate a finished run's best checkpoint",
-        description="Load RUN/config.yaml and RUN/best.pt, evaluate one split, print the metrics.",
-    )
-    evaluate.add_argument("--run", required=True, help="run directory written by `dgnode train`")
-    evaluate.add_argument("--split", default="test", choices=["train", "valid", "test"])
-    evaluate.add_argument("--store", default=None, help="feature store to use instead of the one in the run's config")
-    evaluate.add_argument("--device", default=None, help="device (default: the run's train.device)")
-    evaluate.set_defaults(handler=run_evaluate)
+    Attributes:
+        out: run directory for config.yaml, best.pt, report.json and the figures
+        progress: show a progress bar
+    """
+
+    out: str
+    progress: bool = True
 
 
-def run_train(args: argparse.Namespace) -> int:
+@dataclass
+class EvaluateOptions:
+    """Load a finished run's config and best checkpoint, evaluate one split, print the metrics.
+
+    Attributes:
+        run: run directory written by `dgnode train`
+        split: which split to evaluate
+        store: feature store to use instead of the one in the run's config
+        device: device (default: the run's train.device)
+    """
+
+    run: str
+    split: Literal["train", "valid", "test"] = "test"
+    store: str | None = None
+    device: str | None = None
+
+
+@dataclass
+class ModelsOptions:
+    """List the registered models and every option of each, with its default."""
+
+
+def run_train(options: TrainOptions, config: TrainConfig) -> int:
     from rich.console import Console
 
     from dgnode.errors import InputError
     from dgnode.features.dataset import load_conversations
     from dgnode.reporting.report import metrics_table, run_table
-    from dgnode.training.config import load_train_config
     from dgnode.training.trainer import fit
 
-    if not Path(args.store).is_dir():
-        raise InputError("feature store directory not found", path=args.store)
-    config = load_train_config(args.config, [*args.overrides, f"data.store={args.store}"])
+    if not config.data.store:
+        raise InputError("no feature store: pass --data.store DIR (or data.store in --config)")
     data = load_conversations(config.data.store, config.data.modalities, config.data.normalise)
-    result = fit(config, data, args.out, progress=not args.no_progress)
+    result = fit(config, data, options.out, progress=options.progress)
     console = Console(stderr=False, width=120)
     console.print(run_table(result.report, title=f"dgnode train: {config.model.name}"))
     final = {
@@ -74,16 +83,46 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_evaluate(args: argparse.Namespace) -> int:
+def run_evaluate(options: EvaluateOptions) -> int:
+    from pathlib import Path
+
     from rich.console import Console
 
-    from dgnode.reporting.report import metrics_table, write_json
+    from dgnode.atomic import write_json
+    from dgnode.reporting.report import metrics_table
     from dgnode.training.trainer import load_run
 
-    trainer, config = load_run(args.run, store=args.store, device=args.device)
-    result = trainer.evaluate(args.split)
-    summary = result.summary()
-    write_json(summary, Path(args.run) / f"eval_{args.split}.json")
-    Console(width=120).print(metrics_table(summary, trainer.data.label_names, title=f"{args.split} ({args.run})"))
-    print(json.dumps({"run": str(args.run), "model": config.model.name, **summary}), flush=True)
+    trainer, config = load_run(options.run, store=options.store, device=options.device)
+    summary = trainer.evaluate(options.split).summary()
+    write_json(Path(options.run) / f"eval_{options.split}.json", summary)
+    Console(width=120).print(metrics_table(summary, trainer.data.label_names, title=f"{options.split} ({options.run})"))
+    print(json.dumps({"run": str(options.run), "model": config.model.name, **summary}), flush=True)
     return 0
+
+
+def run_models(options: ModelsOptions) -> int:
+    import dataclasses
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from dgnode.models.registry import available_models, model_spec
+    from dgnode.options import flatten
+
+    table = Table(title="models (set with --model.name NAME, options with --model.KEY VALUE)")
+    for column in ("model", "option", "default"):
+        table.add_column(column)
+    for name in available_models():
+        defaults = flatten(dataclasses.asdict(model_spec(name).config_class()))
+        for key, value in defaults.items():
+            table.add_row(name if key == "name" else "", key, repr(value))
+    Console(width=120).print(table)
+    return 0
+
+
+COMMANDS = (
+    Command("train", TrainOptions, run_train, help="train a model (DGODE, baselines) on a feature store",
+            config=TrainConfig),
+    Command("evaluate", EvaluateOptions, run_evaluate, help="re-evaluate a finished run's best checkpoint"),
+    Command("models", ModelsOptions, run_models, help="list the models and their options with defaults"),
+)

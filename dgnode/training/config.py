@@ -1,8 +1,11 @@
 """Configuration of a training run: ``model``, ``optim``, ``data``, ``train``, ``report``.
 
-Loaded with :func:`load_train_config` (YAML file, then ``key=value`` overrides)::
+Loaded with :func:`load_train_config` (YAML file, then dotted overrides)::
 
-    config = load_train_config("configs/dgode_iemocap.yaml", ["model.hidden=256", "train.seed=3"])
+    config = load_train_config("configs/dgode_iemocap.yaml", {"model.hidden": 256, "train.seed": 3})
+
+On the command line the same keys are flags (``dgnode train --model.hidden 256``), and in a search
+space they are the searched keys (:mod:`dgnode.tuning.space`).
 
 The ``model`` section is validated against the config class of ``model.name`` in the model
 registry (:mod:`dgnode.models.registry`), so ``model.wp`` is accepted for ``dgode`` and
@@ -13,26 +16,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Mapping
 
-from dgnode.config import load_config
 from dgnode.features.store import MODALITIES
-
-
-def _default_model() -> Any:
-    from dgnode.models.registry import model_config_from_dict
-
-    return model_config_from_dict({"name": "dgode"})
+from dgnode.options import check_finite, load_config
 
 
 @dataclass
 class OptimConfig:
-    """Adam; ``weight_decay`` is Adam's L2 penalty (added to the gradient, not decoupled)."""
+    """Adam; ``weight_decay`` is Adam's L2 penalty (added to the gradient, not decoupled).
+
+    Attributes:
+        lr: learning rate (the paper: 1e-4 on IEMOCAP, 5e-6 on MELD)
+        weight_decay: L2 penalty
+    """
 
     lr: float = 1e-4
     weight_decay: float = 1e-5
 
     def __post_init__(self) -> None:
+        check_finite("optim", lr=self.lr, weight_decay=self.weight_decay)
         if self.lr <= 0:
             raise ValueError(f"optim.lr must be positive, got {self.lr}")
         if self.weight_decay < 0:
@@ -41,8 +44,13 @@ class OptimConfig:
 
 @dataclass
 class DataConfig:
-    """Where the features come from: a feature store, a modality subset, the normalisation
-    (see :func:`dgnode.features.dataset.load_conversations`)."""
+    """Where the features come from (see :func:`dgnode.features.dataset.load_conversations`).
+
+    Attributes:
+        store: feature store directory
+        modalities: subset of text, audio, vision (null: every modality in the store)
+        normalise: per-modality normalisation fitted on the train split
+    """
 
     store: str | None = None
     modalities: list[str] | None = None
@@ -62,15 +70,15 @@ class LoopConfig:
     """The training loop.
 
     Attributes:
-        epochs: maximum number of epochs.
-        batch_size: dialogues per batch (the paper: 16 on IEMOCAP, 8 on MELD).
-        patience: stop after this many epochs without a better valid weighted F1 (0: never).
-        seed: seeds initialisation, dropout and shuffling (each epoch from ``(seed, epoch)``).
-        deterministic: ``torch.use_deterministic_algorithms`` (same seed -> same metrics).
-        class_weights: weight the loss by inverse class frequency on the train split.
-        grad_clip: max gradient norm (``None``: no clipping).
-        nfe_cap: max ODE function evaluations per solve (``None``: unbounded).
-        device: ``cpu``, ``cuda``, ``cuda:1``...
+        epochs: maximum number of epochs
+        batch_size: dialogues per batch (the paper: 16 on IEMOCAP, 8 on MELD)
+        patience: stop after this many epochs without a better valid weighted F1 (0: never)
+        seed: seeds initialisation, dropout and shuffling (each epoch from (seed, epoch))
+        deterministic: torch.use_deterministic_algorithms (same seed, same metrics)
+        class_weights: weight the loss by inverse class frequency on the train split
+        grad_clip: max gradient norm (null: no clipping)
+        nfe_cap: max ODE function evaluations per solve (null: unbounded)
+        device: cpu, cuda, cuda:1, ...
     """
 
     epochs: int = 60
@@ -89,6 +97,7 @@ class LoopConfig:
                 f"train.epochs and train.batch_size must be >= 1 and train.patience >= 0, "
                 f"got {self.epochs}, {self.batch_size}, {self.patience}"
             )
+        check_finite("train", grad_clip=self.grad_clip)
         if self.grad_clip is not None and self.grad_clip <= 0:
             raise ValueError(f"train.grad_clip must be positive or null, got {self.grad_clip}")
         if self.nfe_cap is not None and self.nfe_cap < 1:
@@ -97,7 +106,12 @@ class LoopConfig:
 
 @dataclass
 class ReportConfig:
-    """``plots``: write the PNG figures; ``tsne_points``: t-SNE subsample size (0: no t-SNE)."""
+    """What a finished run draws.
+
+    Attributes:
+        plots: write the PNG figures (confusion matrix, per-class F1, t-SNE)
+        tsne_points: t-SNE subsample size (0: no t-SNE)
+    """
 
     plots: bool = True
     tsne_points: int = 2000
@@ -109,9 +123,18 @@ class ReportConfig:
 
 @dataclass
 class TrainConfig:
-    """A whole run. ``model`` holds the registered config dataclass of ``model.name``."""
+    """A whole training run.
 
-    model: Any = field(default_factory=_default_model)
+    Attributes:
+        model: the model section: model.name picks the model (dgode, corect, mlp, bigru) and
+            the other keys are that model's options (`dgnode models` lists them with defaults)
+        optim: the optimiser
+        data: the features
+        train: the training loop
+        report: figures
+    """
+
+    model: Any = field(default_factory=lambda: {"name": "dgode"})
     optim: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: LoopConfig = field(default_factory=LoopConfig)
@@ -124,6 +147,6 @@ class TrainConfig:
         self.model = model_config_from_dict(self.model, source=f"model {name!r}")
 
 
-def load_train_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
-    """:class:`TrainConfig` from defaults, the YAML at ``path``, then ``key=value`` overrides."""
+def load_train_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
+    """:class:`TrainConfig` from defaults, the YAML at ``path``, then dotted overrides."""
     return load_config(TrainConfig, path, overrides)

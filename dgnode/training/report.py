@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dgnode.config import to_dict
+from dgnode.options import to_dict
 from dgnode.features.store import SPLITS
 from dgnode.reporting.metrics import paper_reference
 from dgnode.reporting.report import write_json

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dgnode.config import dump_yaml, to_dict
+from dgnode.options import dump_yaml, to_dict
 from dgnode.errors import InputError
 from dgnode.features.dataset import Conversation, ConversationSet, iterate_batches
 from dgnode.models.graph_ode import GraphODE

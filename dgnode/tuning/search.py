@@ -234,7 +234,7 @@ def run_search(
 
 # -- preparation ---------------------------------------------------------------------------------
 def _prepare(store: str, space_path: Any, config_path: Any, overrides: list[str], settings: TuneSettings):
-    from dgnode.config import replace_dotted
+    from dgnode.options import replace_dotted
     from dgnode.features.dataset import load_conversations
     from dgnode.training.config import load_train_config
     from dgnode.tuning.space import load_search_space

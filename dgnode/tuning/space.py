@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from dgnode.config import ConfigError, replace_dotted
+from dgnode.options import ConfigError, replace_dotted
 from dgnode.errors import InputError
 
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "int", "logint")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from dgnode.config import ConfigError
+from dgnode.options import ConfigError
 from dgnode.corpus.names import APPLEDOUBLE_MAGIC, DS_STORE_MAGIC, UTT_RE
 from dgnode.corpus.synth import TRAP_DIALOGUES, SynthConfig, plan_corpus, synthesize_corpus
 from dgnode.corpus.synth_media import (

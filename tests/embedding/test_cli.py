@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from dgnode.config import ConfigError
+from dgnode.options import ConfigError
 from dgnode.embedding.cli import add_extract_arguments, config_from_args
 from dgnode.errors import InputError
 

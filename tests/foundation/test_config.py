@@ -7,7 +7,7 @@ from typing import Literal
 
 import pytest
 
-from dgnode.config import ConfigError, flatten, load_config, parse_override, replace_dotted, to_dict
+from dgnode.options import ConfigError, flatten, load_config, parse_override, replace_dotted, to_dict
 
 
 @dataclass

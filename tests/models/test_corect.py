@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from dgnode.config import ConfigError
+from dgnode.options import ConfigError
 from dgnode.features.dataset import collate
 from dgnode.graph import build_edges
 from dgnode.models import build_model, model_config_from_dict

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from dgnode.config import ConfigError
+from dgnode.options import ConfigError
 from dgnode.features.dataset import collate
 from dgnode.models import ModelConfig, ModelOutput, available_models, build_model, model_config_from_dict, register_model
 from dgnode.models.dgode import DGODE, DGODEConfig

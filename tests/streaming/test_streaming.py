@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from dgnode.cli import main
-from dgnode.config import dump_yaml
+from dgnode.options import dump_yaml
 from dgnode.errors import InputError
 from dgnode.features.dataset import collate, load_conversations
 from dgnode.features.store import FeatureStore

@@ -15,7 +15,7 @@ import yaml
 from scipy import stats
 
 from dgnode.cli import main
-from dgnode.config import ConfigError
+from dgnode.options import ConfigError
 from dgnode.errors import InputError
 from dgnode.study import StudySpec, apply_mode, build_runs, model_config_path, run_study
 from dgnode.study.stats import paired_test

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dgnode.config import ConfigError, dump_yaml, replace_dotted, to_dict
+from dgnode.options import ConfigError, dump_yaml, replace_dotted, to_dict
 from dgnode.models.baselines import ContextGRUConfig, MLPConfig
 from dgnode.models.dgode import DGODEConfig
 from dgnode.training.config import TrainConfig, load_train_config

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dgnode.config import replace_dotted
+from dgnode.options import replace_dotted
 from dgnode.features.dataset import load_conversations
 from dgnode.training.distributed import TrainingDiverged
 from dgnode.tuning.space import SearchSpace
