@@ -66,8 +66,9 @@ def parse(cls: type[T], data: Mapping[str, Any] | None, source: str = "config", 
     try:
         namespace = parser.parse_object({"c": dict(data)})
         return parser.instantiate(namespace).c
-    except ConfigError:
-        raise
+    except ConfigError as error:
+        # A nested section's own error (a model section, validated by its registry) gets the file.
+        raise error if str(error).startswith(source) else ConfigError(f"{source}: {error}") from None
     except (ArgumentError, TypeError, ValueError, KeyError) as error:
         raise ConfigError(f"{source}: {explain_error(error, prefix)}") from None
 

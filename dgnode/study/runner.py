@@ -93,7 +93,7 @@ def train_run(run: StudyRun, data: Any, threads: int | None = None) -> RunRecord
     """Train one run with :func:`dgnode.training.fit`; any exception becomes a failed record."""
     import torch
 
-    from dgnode.training.trainer import fit
+    from dgnode.training.loop import fit
 
     if threads is not None:
         torch.set_num_threads(threads)

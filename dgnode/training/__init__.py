@@ -1,11 +1,35 @@
-"""Single-process training and evaluation.
+"""Training: one loop for one process, Ray Train workers and Tune trials.
 
-* :mod:`dgnode.training.config`: :class:`~dgnode.training.config.TrainConfig` and
-  :func:`~dgnode.training.config.load_train_config`;
-* :mod:`dgnode.training.trainer`: :class:`~dgnode.training.trainer.Trainer`,
-  :func:`~dgnode.training.trainer.fit`, :class:`~dgnode.training.trainer.StopTraining`,
-  :func:`~dgnode.training.trainer.load_run`;
-* :mod:`dgnode.training.cli`: ``dgnode train`` and ``dgnode evaluate``.
+* :mod:`~dgnode.training.config`: :class:`TrainConfig` (every training option, declared once);
+* :mod:`~dgnode.training.trainer`: :class:`Trainer`, the epoch step and evaluation;
+* :mod:`~dgnode.training.loop`: :func:`run_epochs` with hooks, :func:`fit` (``dgnode train``);
+* :mod:`~dgnode.training.checkpointing`: the hooks under Ray Train and Tune;
+* :mod:`~dgnode.training.distributed`: Ray Train runs (:func:`train_and_track`);
+* :mod:`~dgnode.training.best`: the best checkpoint, tested once and registered;
+* :mod:`~dgnode.training.rundir`: the files of a run directory.
 
-Nothing is imported here, so ``dgnode --help`` does not load torch.
+Names resolve lazily (PEP 562), so ``dgnode --help`` does not load torch.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "TrainConfig": "config", "load_train_config": "config",
+    "Trainer": "trainer", "EvalResult": "evaluation",
+    "FitResult": "loop", "Hooks": "loop", "StopTraining": "loop", "TrainingDiverged": "loop", "fit": "loop",
+    "run_epochs": "loop",
+    "load_run": "best", "evaluate_and_register": "best",
+    "DistributedSettings": "distributed", "run_distributed": "distributed", "train_and_track": "distributed",
+    "RunDir": "rundir",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'dgnode.training' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"dgnode.training.{_EXPORTS[name]}"), name)

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from dgnode.command import Command
 from dgnode.training.config import TrainConfig
+from dgnode.training.settings import DistributedSettings
 
 
 @dataclass
@@ -46,6 +48,22 @@ class EvaluateOptions:
 
 
 @dataclass
+class RayTrainOptions(DistributedSettings):
+    """Train on Ray Train workers (DDP), tracked in MLflow: per-epoch metrics, then the best
+    checkpoint tested once and the model registered. The same --storage_path and --name resume.
+
+    Attributes:
+        tracking_uri: MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///./mlflow.db)
+        experiment: MLflow experiment
+        registered_model: registered model name (default: the experiment name)
+    """
+
+    tracking_uri: str | None = None
+    experiment: str = "dgnode-train"
+    registered_model: str | None = None
+
+
+@dataclass
 class ModelsOptions:
     """List the registered models and every option of each, with its default."""
 
@@ -60,6 +78,8 @@ def run_train(options: TrainOptions, config: TrainConfig) -> int:
 
     if not config.data.store:
         raise InputError("no feature store: pass --data.store DIR (or data.store in --config)")
+    if not Path(config.data.store).is_dir():
+        raise InputError("feature store directory not found", path=config.data.store)
     data = load_conversations(config.data.store, config.data.modalities, config.data.normalise)
     result = fit(config, data, options.out, progress=options.progress)
     console = Console(stderr=False, width=120)
@@ -84,8 +104,6 @@ def run_train(options: TrainOptions, config: TrainConfig) -> int:
 
 
 def run_evaluate(options: EvaluateOptions) -> int:
-    from pathlib import Path
-
     from rich.console import Console
 
     from dgnode.atomic import write_json
@@ -97,6 +115,29 @@ def run_evaluate(options: EvaluateOptions) -> int:
     write_json(Path(options.run) / f"eval_{options.split}.json", summary)
     Console(width=120).print(metrics_table(summary, trainer.data.label_names, title=f"{options.split} ({options.run})"))
     print(json.dumps({"run": str(options.run), "model": config.model.name, **summary}), flush=True)
+    return 0
+
+
+def run_train_ray(options: RayTrainOptions, config: TrainConfig) -> int:
+    import dataclasses
+    import os
+
+    from rich.console import Console
+
+    from dgnode.ray_session import ray_session
+    from dgnode.training.distributed import train_and_track
+
+    fields = {f.name: getattr(options, f.name) for f in dataclasses.fields(DistributedSettings)}
+    settings = DistributedSettings(**{**fields, "storage_path": os.path.abspath(options.storage_path)})
+    with ray_session():
+        outcome = train_and_track(config, settings, options.tracking_uri, options.experiment, options.registered_model)
+    test = outcome.test
+    Console().print(
+        f"{len(outcome.result.history)} epochs on {settings.num_workers} worker(s); best epoch "
+        f"{outcome.result.best_epoch}: valid wF1 {outcome.result.best_valid_wf1:.4f}"
+        + (f", test wF1 {test['weighted_f1']:.4f}, acc {test['accuracy']:.4f}" if test else "")
+        + f"; MLflow run {outcome.run_id}, model {outcome.model_uri} (version {outcome.model_version})"
+    )
     return 0
 
 
@@ -123,6 +164,8 @@ def run_models(options: ModelsOptions) -> int:
 COMMANDS = (
     Command("train", TrainOptions, run_train, help="train a model (DGODE, baselines) on a feature store",
             config=TrainConfig),
+    Command("train-ray", RayTrainOptions, run_train_ray, config=TrainConfig,
+            help="train on Ray Train workers (DDP), tracked in MLflow; resumable"),
     Command("evaluate", EvaluateOptions, run_evaluate, help="re-evaluate a finished run's best checkpoint"),
     Command("models", ModelsOptions, run_models, help="list the models and their options with defaults"),
 )

@@ -11,12 +11,15 @@ import numpy as np
 from dgnode.options import to_dict
 from dgnode.features.store import SPLITS
 from dgnode.reporting.metrics import paper_reference
-from dgnode.reporting.report import write_json
+
+__all__ = ["build_report", "write_figures", "write_run_outputs"]
 
 if TYPE_CHECKING:
     from dgnode.features.dataset import ConversationSet
     from dgnode.training.config import TrainConfig
-    from dgnode.training.trainer import EvalResult, Trainer
+    from dgnode.training.evaluation import EvalResult
+    from dgnode.training.rundir import RunDir
+    from dgnode.training.trainer import Trainer
 
 
 def build_report(*, config: "TrainConfig", data: "ConversationSet", trainer: "Trainer", history: list[dict],
@@ -53,13 +56,11 @@ def build_report(*, config: "TrainConfig", data: "ConversationSet", trainer: "Tr
 
 
 def write_run_outputs(report: dict[str, Any], test: "EvalResult | None", label_names: list[str],
-                      config: "TrainConfig", out_dir: Path) -> None:
-    """Figures (when ``report.plots``) and ``report.json``; figure paths go into the report."""
-    from dgnode.training.trainer import REPORT_FILE
-
+                      config: "TrainConfig", run: "RunDir") -> None:
+    """Figures (when ``report.plots``) and the report; figure paths go into the report."""
     if test is not None and config.report.plots:
-        report["plots"] = write_figures(test, label_names, out_dir, config.report.tsne_points, config.train.seed)
-    write_json(report, out_dir / REPORT_FILE)
+        report["plots"] = write_figures(test, label_names, run.path, config.report.tsne_points, config.train.seed)
+    run.write_report(report)
 
 
 def write_figures(result: "EvalResult", label_names: list[str], out_dir: Path, tsne_points: int, seed: int) -> dict[str, str]:

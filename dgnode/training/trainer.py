@@ -1,10 +1,8 @@
-"""Single-process training and evaluation of a conversation model.
+"""The model, optimiser and loop state of one training process (one worker of several, or alone).
 
-:class:`Trainer` owns the model, the optimiser and the loop state; :func:`fit` runs a whole
-experiment (epochs, early stopping on valid weighted F1, best checkpoint, one test evaluation,
-report and figures). The distributed and tuning layers reuse both: Ray Train passes
-``wrap_model`` (DDP) and a shard of the train dialogues to :meth:`Trainer.train_epoch`; Ray Tune
-passes a callback to :func:`fit` that reports each epoch and may raise :class:`StopTraining`.
+:class:`Trainer` owns one epoch step and the evaluation; the loop around them (epochs, early
+stopping, checkpoints, reporting) is :func:`dgnode.training.loop.run_epochs`, which serves a
+single process, a Ray Train worker and a Tune trial alike through hooks.
 
 Loss: cross-entropy over labelled utterances (label ``-1`` ignored), optionally weighted by
 inverse class frequency on the train split, ``w_c = n / (C n_c)`` (0 for classes absent from
@@ -15,69 +13,23 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
-from dgnode.options import dump_yaml, to_dict
 from dgnode.errors import InputError
-from dgnode.features.dataset import Conversation, ConversationSet, iterate_batches
+from dgnode.features.dataset import Conversation, ConversationSet, collate, iterate_batches
 from dgnode.models.graph_ode import GraphODE
 from dgnode.models.registry import build_model
+from dgnode.options import to_dict
 from dgnode.reporting.metrics import classification_metrics
+from dgnode.training.batches import epoch_batches, shard_of_batch
 from dgnode.training.config import TrainConfig
+from dgnode.training.evaluation import EvalResult
 from dgnode.training.reproducibility import derive_seed, seed_everything
 
-BEST_CHECKPOINT = "best.pt"
-CONFIG_FILE = "config.yaml"
-REPORT_FILE = "report.json"
-HISTORY_FILE = "history.json"
-
-
-class StopTraining(Exception):
-    """Raised by a :func:`fit` callback to end training after the current epoch (e.g. ASHA)."""
-
-
-@dataclass
-class EvalResult:
-    """Evaluation of one split. Metrics are fractions; arrays are aligned with ``utt_ids``.
-
-    ``predictions`` covers every utterance, ``labels`` holds -1 for unlabelled ones (excluded
-    from the metrics); ``representations`` are the classifier inputs, ``(N, D)``.
-    """
-
-    split: str
-    accuracy: float
-    weighted_f1: float
-    per_class_f1: dict[str, float]
-    support: dict[str, int]
-    confusion: list[list[int]]
-    loss: float
-    nfe: float
-    utt_ids: list[str]
-    dialog_ids: list[str]
-    labels: np.ndarray
-    predictions: np.ndarray
-    representations: np.ndarray | None = None
-
-    def summary(self) -> dict[str, Any]:
-        """The JSON-able metrics (no per-utterance arrays)."""
-        return {
-            "split": self.split,
-            "accuracy": self.accuracy,
-            "weighted_f1": self.weighted_f1,
-            "per_class_f1": dict(self.per_class_f1),
-            "support": dict(self.support),
-            "confusion": self.confusion,
-            "loss": self.loss,
-            "nfe": self.nfe,
-            "utterances": len(self.utt_ids),
-            "labelled": int((self.labels >= 0).sum()),
-        }
+__all__ = ["Trainer"]
 
 
 class Trainer:
@@ -89,8 +41,9 @@ class Trainer:
         device: where to train (default ``config.train.device``).
         wrap_model: wraps the built model for training, e.g. ``ray.train.torch.prepare_model``
             (DDP); evaluation and checkpoints always use the unwrapped :attr:`core_model`.
-        rank: the worker's rank in data-parallel training: it enters the dropout seed so that
-            workers draw different masks (initial weights stay equal on every worker).
+        rank, world_size: this worker in data-parallel training (Ray Train): the rank picks the
+            worker's slice of every batch and enters its dropout seed (initial weights stay equal
+            on every worker).
     """
 
     def __init__(
@@ -100,9 +53,12 @@ class Trainer:
         device: str | torch.device | None = None,
         wrap_model: Callable[[nn.Module], nn.Module] | None = None,
         rank: int = 0,
+        world_size: int = 1,
     ) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, world_size), got {rank} of {world_size}")
         self.config = config
-        self.rank = rank
+        self.rank, self.world_size = rank, world_size
         self.data = data
         self.device = torch.device(device if device is not None else config.train.device)
         seed_everything(config.train.seed, config.train.deterministic)
@@ -117,7 +73,6 @@ class Trainer:
             self.core_model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay
         )
         self.class_weights = self._class_weights() if config.train.class_weights else None
-        self.loss_fn = nn.CrossEntropyLoss(weight=self.class_weights, ignore_index=-1)
         self.epoch = 0  # epochs completed
         self.best_valid_wf1 = -math.inf
         self.best_epoch = -1
@@ -125,52 +80,78 @@ class Trainer:
 
     # -- training --------------------------------------------------------------------------
     def train_epoch(self, conversations: Sequence[Conversation] | None = None, epoch: int = 0) -> dict[str, float]:
-        """One pass over ``conversations`` (default: the train split) in shuffled batches.
+        """One pass over ``conversations`` (default: the train split): this worker's slice of
+        every global batch of :func:`~dgnode.training.batches.epoch_batches`.
 
-        Shuffling and dropout are seeded from ``(seed, epoch)``: the same epoch draws the same
-        batches and masks whatever ran before it. Returns ``train_loss`` (mean over labelled
-        utterances), ``nfe`` (mean ODE evaluations per batch), ``epoch_time`` (seconds),
-        ``batches`` and ``unlabelled_batches`` (batches without a labelled utterance: they
-        contribute a zero loss, so every DDP worker still runs the same backward passes).
+        Loss: the single-process loss of a global batch ``B`` is the (class-weighted) mean over its
+        labelled utterances, ``L(B) = sum_{i in B} w_i l_i / sum_{i in B} w_i``. Worker ``r`` of
+        ``W`` minimises ``L_r = W sum_{i in B^r} w_i l_i / sum_{i in B} w_i``, normalised by the
+        weight of the *global* batch, which every worker knows without communication; DDP averages
+        gradients, so ``(1/W) sum_r grad L_r = grad L(B)``: each optimiser step is the
+        single-process step up to summation order (averaging per-shard means instead would weight
+        utterances unequally). With ``W = 1`` this is exactly the single-process step. A worker
+        whose slice is empty runs the batch's first dialogue with a zero loss so that every rank
+        joins every gradient all-reduce.
+
+        Shuffling and dropout are seeded from ``(seed, epoch)`` (and the rank for ranks > 0): the
+        same epoch draws the same batches and masks whatever ran before it. Returns the global
+        ``train_loss`` (mean over labelled utterances), ``nfe`` (mean ODE evaluations per solve),
+        ``epoch_time`` (seconds) and ``batches`` (global batches).
         """
+        import torch.distributed as dist
+
         conversations = self.data.split("train") if conversations is None else list(conversations)
         if not conversations:
             raise InputError("no train dialogues to train on")
-        seed = self.config.train.seed
-        # Rank 0 keeps the single-process stream (dgnode.training.distributed draws the same keys).
-        dropout_keys = ("dropout", epoch) if self.rank == 0 else ("dropout", epoch, "rank", self.rank)
-        torch.manual_seed(derive_seed(seed, *dropout_keys))
-        generator = torch.Generator().manual_seed(derive_seed(seed, "shuffle", epoch))
+        config, rank, world = self.config, self.rank, self.world_size
+        self.seed_dropout(epoch)
+        per_utterance = nn.CrossEntropyLoss(weight=self.class_weights, ignore_index=-1, reduction="sum")
+        weights = self._cpu_weights()
         self.model.train()
         started = time.perf_counter()
-        total_loss, total_labelled, nfe_sum, batches, unlabelled_batches = 0.0, 0, 0, 0, 0
-        clip = self.config.train.grad_clip
-        for batch in iterate_batches(conversations, self.config.train.batch_size, shuffle=True, generator=generator):
-            batch = batch.to(self.device)
+        loss_sum, labelled_total, nfe_sum, solves = 0.0, 0, 0, 0
+        batches = epoch_batches(len(conversations), config.train.batch_size, config.train.seed, epoch)
+        for indices in batches:
+            global_labels = torch.cat([conversations[i].labels for i in indices])
+            labelled = global_labels >= 0
+            labelled_total += int(labelled.sum())
+            normaliser = float(weights[global_labels[labelled]].sum()) if weights is not None else float(labelled.sum())
+            mine = shard_of_batch(indices, rank, world)
+            batch = collate([conversations[i] for i in (mine or indices[:1])]).to(self.device)
             output = self.model(batch)
-            labelled = int((batch.labels >= 0).sum())
-            if labelled:
-                loss = self.loss_fn(output.logits, batch.labels)
+            if mine and normaliser > 0 and bool((batch.labels >= 0).any()):
+                summed = per_utterance(output.logits, batch.labels)
+                loss = summed * (world / normaliser)
+                # This shard's part of L(B) times the batch's labelled count: summed over ranks
+                # and batches, the numerator of the epoch's mean loss.
+                loss_sum += float(summed.detach()) / normaliser * int(labelled.sum())
             else:
-                unlabelled_batches += 1
                 loss = output.logits.sum() * 0.0
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if clip is not None:
-                nn.utils.clip_grad_norm_(self.core_model.parameters(), clip)
+            if config.train.grad_clip is not None:
+                nn.utils.clip_grad_norm_(self.core_model.parameters(), config.train.grad_clip)
             self.optimizer.step()
-            total_loss += float(loss.detach()) * labelled
-            total_labelled += labelled
-            nfe_sum += int(output.nfe)
-            batches += 1
+            if mine:
+                nfe_sum += int(output.nfe)
+                solves += 1
+        totals = torch.tensor([loss_sum, float(nfe_sum), float(solves)], dtype=torch.float64)
+        if world > 1 and dist.is_available() and dist.is_initialized():
+            dist.all_reduce(totals)
+        summed_loss, nfe_total, solve_total = totals.tolist()
         self.epoch = epoch + 1
         return {
-            "train_loss": total_loss / total_labelled if total_labelled else float("nan"),
-            "nfe": nfe_sum / batches,
+            "train_loss": summed_loss / labelled_total if labelled_total else float("nan"),
+            "nfe": nfe_total / solve_total if solve_total else 0.0,
             "epoch_time": time.perf_counter() - started,
-            "batches": batches,
-            "unlabelled_batches": unlabelled_batches,
+            "batches": len(batches),
         }
+
+    def seed_dropout(self, epoch: int) -> None:
+        """Seed torch's global stream for ``epoch``'s dropout masks: rank 0 draws the
+        single-process stream, other ranks their own (different masks, same initial weights)."""
+        keys = ("dropout", epoch) if self.rank == 0 else ("dropout", epoch, "rank", self.rank)
+        torch.manual_seed(derive_seed(self.config.train.seed, *keys))
 
     # -- evaluation ------------------------------------------------------------------------
     @torch.no_grad()
@@ -270,16 +251,13 @@ class Trainer:
         self.best_epoch = int(state.get("best_epoch", self.best_epoch))
         self.epochs_without_improvement = int(state.get("epochs_without_improvement", self.epochs_without_improvement))
 
-    def save_model(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
-        """A model-only checkpoint (weights, config, input dims, labels, ``extra``)."""
-        path = Path(path)
+    def model_state(self, **extra: Any) -> dict[str, Any]:
+        """A model-only checkpoint (weights, config, input dims, labels, ``extra``): what
+        :meth:`dgnode.training.rundir.RunDir.save_model` writes as ``best.pt``."""
         state = self.state_dict()
         del state["optimizer"]
-        state.update(extra or {})
-        temporary = path.with_name(f".{path.name}.tmp")
-        torch.save(state, temporary)
-        temporary.replace(path)
-        return path
+        state.update(extra)
+        return state
 
     # -- helpers ---------------------------------------------------------------------------
     @staticmethod
@@ -300,143 +278,3 @@ class Trainer:
 
     def _cpu_weights(self) -> torch.Tensor | None:
         return None if self.class_weights is None else self.class_weights.cpu()
-
-
-def epoch_metrics(epoch: int, stats: dict[str, float], valid: EvalResult) -> dict[str, float]:
-    """What every training loop reports after an epoch (fit, Ray Train workers, Tune trials):
-    ``stats`` from :meth:`Trainer.train_epoch`, ``valid`` from :meth:`Trainer.evaluate`."""
-    return {
-        "epoch": epoch,
-        "train_loss": stats["train_loss"],
-        "valid_wf1": valid.weighted_f1,
-        "valid_acc": valid.accuracy,
-        "valid_loss": valid.loss,
-        "nfe": stats["nfe"],
-        "epoch_time": stats["epoch_time"],
-    }
-
-
-@dataclass
-class FitResult:
-    """Outcome of :func:`fit`; ``report`` is what ``out_dir/report.json`` holds."""
-
-    out_dir: Path
-    best_epoch: int
-    best_valid_wf1: float
-    epochs_run: int
-    stopped: str
-    history: list[dict[str, float]]
-    test: EvalResult | None
-    report: dict[str, Any] = field(default_factory=dict)
-
-
-def fit(
-    config: TrainConfig,
-    data: ConversationSet,
-    out_dir: str | Path,
-    callbacks: Sequence[Callable[[int, dict[str, float]], None]] = (),
-    progress: bool = True,
-) -> FitResult:
-    """Train with early stopping on valid weighted F1, then test the best checkpoint once.
-
-    After each epoch every callback gets ``(epoch, {"epoch", "train_loss", "valid_wf1",
-    "valid_acc", "valid_loss", "nfe", "epoch_time"})``; one raising :class:`StopTraining` ends
-    training (the best checkpoint so far is kept). Writes to ``out_dir``: ``config.yaml``,
-    ``best.pt``, ``history.json``, ``report.json`` and the figures of :mod:`dgnode.reporting`.
-    """
-    from tqdm import tqdm
-
-    from dgnode.reporting.report import write_json
-    from dgnode.training.report import build_report, write_run_outputs
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if not data.split("valid"):
-        raise InputError(
-            "the data has no valid dialogues: early stopping and checkpoint selection need a valid split",
-            path=config.data.store,
-        )
-    dump_yaml(config, out / CONFIG_FILE)
-    started = time.perf_counter()
-    trainer = Trainer(config, data)
-    history: list[dict[str, float]] = []
-    stopped = "max_epochs"
-    bar = tqdm(range(config.train.epochs), desc=f"train {config.model.name}", unit="epoch", disable=not progress, leave=False)
-    for epoch in bar:
-        stats = trainer.train_epoch(epoch=epoch)
-        valid = trainer.evaluate("valid", keep_representations=False)
-        metrics = epoch_metrics(epoch, stats, valid)
-        history.append(metrics)
-        if trainer.update_best(epoch, valid.weighted_f1):
-            trainer.save_model(out / BEST_CHECKPOINT, extra={"valid": valid.summary()})
-        write_json({"history": history}, out / HISTORY_FILE)
-        bar.set_postfix(loss=f"{stats['train_loss']:.3f}", valid_wf1=f"{valid.weighted_f1:.3f}", best=trainer.best_epoch)
-        try:
-            for callback in callbacks:
-                callback(epoch, dict(metrics))
-        except StopTraining as stop:
-            stopped = f"callback: {stop}" if str(stop) else "callback"
-            break
-        if trainer.should_stop():
-            stopped = f"early stopping (patience {config.train.patience})"
-            break
-    bar.close()
-    best = torch.load(out / BEST_CHECKPOINT, map_location=trainer.device, weights_only=True)
-    trainer.core_model.load_state_dict(best["model"])
-    test = trainer.evaluate("test") if data.split("test") else None
-    report = build_report(
-        config=config,
-        data=data,
-        trainer=trainer,
-        history=history,
-        test=test,
-        stopped=stopped,
-        out_dir=out,
-        train_time_s=time.perf_counter() - started,
-    )
-    write_run_outputs(report, test, data.label_names, config, out)
-    return FitResult(
-        out_dir=out,
-        best_epoch=trainer.best_epoch,
-        best_valid_wf1=trainer.best_valid_wf1,
-        epochs_run=len(history),
-        stopped=stopped,
-        history=history,
-        test=test,
-        report=report,
-    )
-
-
-def load_run(run_dir: str | Path, store: str | None = None, device: str | None = None) -> tuple[Trainer, TrainConfig]:
-    """A :class:`Trainer` holding the best model of a finished run (``run_dir/config.yaml`` +
-    ``run_dir/best.pt``); ``store`` overrides the feature store the config names."""
-    from dgnode.features.dataset import load_conversations
-    from dgnode.training.config import load_train_config
-
-    run = Path(run_dir)
-    for name in (CONFIG_FILE, BEST_CHECKPOINT):
-        if not (run / name).exists():
-            raise InputError(f"not a finished run: {name} is missing", path=str(run))
-    overrides = [f"data.store={store}"] if store else []
-    config = load_train_config(run / CONFIG_FILE, overrides)
-    if config.data.store is None:
-        raise InputError("the run's config names no data.store; pass --store", path=str(run / CONFIG_FILE))
-    data = load_conversations(config.data.store, config.data.modalities, config.data.normalise)
-    trainer = Trainer(config, data, device=device)
-    try:
-        state = torch.load(run / BEST_CHECKPOINT, map_location=trainer.device, weights_only=True)
-    except Exception as error:  # a truncated or foreign file: say which
-        raise InputError(f"unreadable checkpoint ({error})", path=str(run / BEST_CHECKPOINT)) from None
-    trainer.load_state_dict(state)
-    return trainer, config
-
-
-__all__ = [
-    "BEST_CHECKPOINT",
-    "EvalResult",
-    "FitResult",
-    "StopTraining",
-    "Trainer",
-    "fit",
-    "load_run",
-]

@@ -29,78 +29,25 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from ray.tune import Callback
-
+from dgnode.atomic import write_json
 from dgnode.errors import DgnodeError, InputError
+from dgnode.ray_session import ray_session
+from dgnode.tuning.callbacks import SessionStop, TrialProgress
+from dgnode.tuning.settings import TuneSettings
+from dgnode.tuning.results import SELECTION_METRIC, TrialSummary, plain, sweep_runs, trial_finished, trial_summaries, tune_trials
+
+__all__ = ["SEARCH_RECORD", "SUMMARY_FILE", "SearchOutcome", "TuneSettings", "run_search"]
 
 SEARCH_RECORD = "search.json"
 SUMMARY_FILE = "summary.json"
 TUNE_NAME = "search"
 TRAIN_STORAGE = "train"
 METRIC = "valid_wf1"
-SELECTION_METRIC = "best_valid_wf1"
-
-
-@dataclass
-class TuneSettings:
-    """Knobs of a search (``dgnode tune`` flags).
-
-    Attributes:
-        trials: number of sampled configurations.
-        workers_per_trial: 1: the trial trains in its Tune actor; > 1: a TorchTrainer per trial.
-        gpus_per_worker, cpus_per_worker: resources of each training worker.
-        max_concurrent: trials running at once (``ConcurrencyLimiter``; TPE learns from the
-            finished ones, so fewer concurrent trials search better but slower).
-        epochs: epochs per trial (ASHA's ``max_t``); ``None``: ``train.epochs`` of the config.
-        grace_period, reduction_factor: ASHA's first rung (in epochs) and halving rate.
-        seed: TPE's seed (the same seed and finished-trial order give the same proposals).
-        experiment: MLflow experiment; also the registered model name unless ``registered_model``.
-    """
-
-    trials: int = 20
-    workers_per_trial: int = 1
-    gpus_per_worker: float = 0.0
-    cpus_per_worker: float = 1.0
-    max_concurrent: int = 2
-    epochs: int | None = None
-    grace_period: int = 4
-    reduction_factor: float = 2.0
-    seed: int = 0
-    experiment: str = "dgnode-tune"
-    registered_model: str | None = None
-
-    def __post_init__(self) -> None:
-        problems = []
-        if self.trials < 1:
-            problems.append(f"trials must be >= 1, got {self.trials}")
-        if self.workers_per_trial < 1:
-            problems.append(f"workers_per_trial must be >= 1, got {self.workers_per_trial}")
-        if self.gpus_per_worker < 0 or self.cpus_per_worker <= 0:
-            problems.append(f"gpus_per_worker must be >= 0 and cpus_per_worker > 0, got {self.gpus_per_worker}, {self.cpus_per_worker}")
-        if self.max_concurrent < 1:
-            problems.append(f"max_concurrent must be >= 1, got {self.max_concurrent}")
-        if self.epochs is not None and self.epochs < 1:
-            problems.append(f"epochs must be >= 1, got {self.epochs}")
-        if self.grace_period < 1 or self.reduction_factor <= 1:
-            problems.append(f"grace_period must be >= 1 and reduction_factor > 1, got {self.grace_period}, {self.reduction_factor}")
-        if problems:
-            raise DgnodeError("invalid search settings: " + "; ".join(problems))
-
-
-@dataclass
-class TrialSummary:
-    trial_id: str
-    status: str  # TERMINATED (returned or stopped by ASHA), ERROR, or UNFINISHED (interrupted)
-    epochs: int
-    best_valid_wf1: float | None
-    params: dict[str, Any]
-    error: str | None = None
 
 
 @dataclass
@@ -125,17 +72,18 @@ class SearchOutcome:
 
 def run_search(
     out_dir: str | Path,
-    store: str | Path | None = None,
+    base_config: Any = None,
     space_path: str | Path | None = None,
     settings: TuneSettings | None = None,
-    config_path: str | Path | None = None,
-    overrides: Sequence[str] = (),
     tracking_uri: str | None = None,
     resume: bool = False,
     progress: bool = True,
     stop_after: int | None = None,
 ) -> SearchOutcome:
     """Run (or, with ``resume``, continue) the search recorded in ``out_dir``; see the module docstring.
+
+    ``base_config``: the :class:`~dgnode.training.config.TrainConfig` the search space varies; its
+    ``data.store`` is the feature store. A resumed search takes both from its record.
 
     ``stop_after``: end this session gracefully once that many trials have finished in it
     (:class:`SessionStop`); the outcome is then ``interrupted`` and the search resumable.
@@ -151,10 +99,9 @@ def run_search(
     if resume:
         if not record_path.exists():
             raise InputError(f"no search to resume: {SEARCH_RECORD} is missing (run without --resume first)", path=str(out))
-        record = json.loads(record_path.read_text(encoding="utf-8"))
-        store, space_path = record["store"], record["space"]
-        config_path, overrides = record["config"], record["overrides"]
-        settings = TuneSettings(**record["settings"])
+        record = _read_record(record_path)
+        base_config, space_path = record["base_config"], record["space"]
+        settings = record["settings"]
         uri = record["tracking_uri"]
         if tracking_uri and resolve_tracking_uri(tracking_uri) != uri:
             # The parent run and the trial runs live there; the restored callbacks write there too.
@@ -163,8 +110,8 @@ def run_search(
     else:
         if record_path.exists():
             raise InputError(f"{SEARCH_RECORD} exists: this directory holds a search; pass --resume to continue it, or another --out", path=str(out))
-        if store is None or space_path is None:
-            raise InputError("a new search needs a feature store (--store) and a search space (--space)")
+        if base_config is None or not base_config.data.store or space_path is None:
+            raise InputError("a new search needs a feature store (--data.store) and a search space (--space)")
         settings = settings or TuneSettings()
         uri = resolve_tracking_uri(tracking_uri)
         record = None
@@ -172,19 +119,23 @@ def run_search(
     # Fail before any data loading, Ray start-up or training when runs cannot be recorded.
     check_tracking_uri(uri)
 
-    store = str(Path(store).resolve())
-    base_config, space, data = _prepare(store, space_path, config_path, list(overrides), settings)
-    epochs = settings.epochs or base_config.train.epochs
+    base_config, space, data = _prepare(base_config, space_path, settings)
+    # Ray Train releases a stopped multi-worker trial's resources through the dashboard's state API.
+    with ray_session(dashboard=True):
+        return _search(out, record, base_config, space, space_path, data, settings, uri, resume, progress, stop_after,
+                       started)
 
+
+def _search(out, record, base_config, space, space_path, data, settings, uri, resume, progress, stop_after, started):
     import ray
 
-    if not ray.is_initialized():
-        # RAY_ADDRESS (set by `ray job submit` and on cluster nodes) attaches to that cluster;
-        # otherwise start a private local instance rather than joining whatever runs here.
-        ray.init(address=os.environ.get("RAY_ADDRESS") or "local", log_to_driver=False)
-    _check_trial_fits(ray.cluster_resources(), settings)
-
     from dgnode.features.store import FeatureStore
+    from dgnode.options import to_dict
+    from dgnode.tracking.runs import ensure_experiment, provenance_tags
+
+    store = base_config.data.store
+    epochs = settings.epochs or base_config.train.epochs
+    _check_trial_fits(ray.cluster_resources(), settings)
 
     tags = provenance_tags(FeatureStore.open(store).fingerprint(), store)
     experiment_id = ensure_experiment(uri, settings.experiment)
@@ -192,17 +143,15 @@ def run_search(
         out.mkdir(parents=True, exist_ok=True)
         parent_run_id = _create_parent_run(uri, experiment_id, settings, space, tags, space_path)
         record = {
-            "store": store,
+            "base_config": to_dict(base_config),
             "space": str(Path(space_path).resolve()),
-            "config": str(Path(config_path).resolve()) if config_path else None,
-            "overrides": list(overrides),
             "settings": dataclasses.asdict(settings),
             "tracking_uri": uri,
             "experiment_id": experiment_id,
             "parent_run_id": parent_run_id,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-        _write_json(record_path, record)
+        write_json(out / SEARCH_RECORD, record)
     else:
         parent_run_id = record["parent_run_id"]
         experiment_id = record["experiment_id"]
@@ -215,10 +164,10 @@ def run_search(
     try:
         results = _run_tuner(out, store, base_config, space, data, settings, epochs, uri, experiment_id,
                              parent_run_id, tags, resume, progress)
-        outcome.trials = _trial_summaries(results)
+        outcome.trials = trial_summaries(results)
         finished = sum(trial_finished(t) for t in tune_trials(results))
         outcome.interrupted = finished < settings.trials
-        _sweep(uri, experiment_id, parent_run_id, results)
+        sweep_runs(uri, experiment_id, parent_run_id, results)
         if not outcome.interrupted:
             _evaluate_best(outcome, results, base_config, space, data, settings, uri, experiment_id, parent_run_id, tags)
     except BaseException as error:
@@ -228,20 +177,20 @@ def run_search(
         SessionStop.limit = None
     outcome.seconds = time.perf_counter() - started
     _end_parent(uri, parent_run_id, "KILLED" if outcome.interrupted else "FINISHED")
-    _write_json(out / SUMMARY_FILE, dataclasses.asdict(outcome))
+    write_json(out / SUMMARY_FILE, dataclasses.asdict(outcome))
     return outcome
 
 
 # -- preparation ---------------------------------------------------------------------------------
-def _prepare(store: str, space_path: Any, config_path: Any, overrides: list[str], settings: TuneSettings):
-    from dgnode.options import replace_dotted
+def _prepare(base_config: Any, space_path: Any, settings: "TuneSettings"):
     from dgnode.features.dataset import load_conversations
-    from dgnode.training.config import load_train_config
+    from dgnode.options import replace_dotted
     from dgnode.tuning.space import load_search_space
 
-    base_config = load_train_config(config_path, [*overrides, f"data.store={store}"])
+    updates: dict[str, Any] = {"data.store": str(Path(base_config.data.store).resolve())}
     if settings.epochs is not None:
-        base_config = replace_dotted(base_config, {"train.epochs": settings.epochs})
+        updates["train.epochs"] = settings.epochs
+    base_config = replace_dotted(base_config, updates)
     space = load_search_space(space_path, base_config)
     searched_data = sorted(k for k in space.searched if k.startswith("data."))
     if searched_data:
@@ -251,8 +200,23 @@ def _prepare(store: str, space_path: Any, config_path: Any, overrides: list[str]
     base_config = replace_dotted(base_config, space.fixed)
     if settings.gpus_per_worker > 0:
         base_config = replace_dotted(base_config, {"train.device": "cuda"})
-    data = load_conversations(store, base_config.data.modalities, base_config.data.normalise)
+    data = load_conversations(base_config.data.store, base_config.data.modalities, base_config.data.normalise)
     return base_config, space, data
+
+
+def _read_record(path: Path) -> dict[str, Any]:
+    """The search record, its config and settings validated; a damaged record is one clear error."""
+    from dgnode.options import parse
+    from dgnode.training.config import TrainConfig
+
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        record["base_config"] = parse(TrainConfig, record["base_config"], source=str(path))
+        record["settings"] = parse(TuneSettings, record["settings"], source=str(path))
+        return record
+    except (ValueError, KeyError, TypeError) as error:
+        raise InputError(f"unreadable search record ({type(error).__name__}: {error}); it is written by the first "
+                         "`dgnode tune` of this directory", path=str(path)) from None
 
 
 def _create_parent_run(uri, experiment_id, settings, space, tags, space_path) -> str:
@@ -297,7 +261,7 @@ def _run_tuner(out, store, base_config, space, data, settings, epochs, uri, expe
         # The Tune function only waits on its TorchTrainer, whose workers hold the real resources;
         # a token CPU share (Tune refuses an empty request) keeps it from taking a worker's core.
         trainable = tune.with_resources(
-            tune.with_parameters(distributed_trial, base_config=base_config, space=space, epochs=epochs, store=store,
+            tune.with_parameters(distributed_trial, base_config=base_config, space=space, epochs=epochs,
                                  num_workers=settings.workers_per_trial, gpus_per_worker=settings.gpus_per_worker,
                                  cpus_per_worker=settings.cpus_per_worker, storage_path=str(out / TRAIN_STORAGE)),
             {"cpu": 0.01},
@@ -368,132 +332,12 @@ class _ConfigResolver:
         return self.space.config_for(self.base_config, params)
 
 
-class SessionStop(Callback):
-    """Ends this driver session the way Ctrl-C does once :attr:`limit` trials have finished in
-    it (``dgnode tune --stop-after N``): Tune saves the experiment and returns, and the search
-    stays resumable with ``--resume``. Useful to run a long search in bounded sessions (a
-    preemptible head node, a nightly window).
-
-    Every search carries one (inert while :attr:`limit` is ``None``), so a restored search has it
-    too: Tune restores callbacks from the saved experiment and takes no new ones. The limit is a
-    class attribute that :func:`run_search` sets at every start and resume, never saved.
-    """
-
-    limit: int | None = None
-
-    def __init__(self) -> None:
-        self.finished = 0
-
-    def __getstate__(self) -> dict:
-        return {"finished": 0}
-
-    def _count(self) -> None:
-        self.finished += 1
-        if SessionStop.limit is not None and self.finished >= SessionStop.limit:
-            SessionStop.limit = None
-            # Tune's SIGINT handler: save the experiment state and stop after this step.
-            os.kill(os.getpid(), signal.SIGINT)
-
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._count()
-
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._count()
-
-
-class TrialProgress(Callback):
-    """A tqdm bar of finished trials on the driver (a Tune callback; the bar itself is not pickled
-    with the experiment state)."""
-
-    def __init__(self, total: int, enabled: bool = True) -> None:
-        self.total, self.enabled, self.bar = total, enabled, None
-
-    def __getstate__(self) -> dict:
-        return {"total": self.total, "enabled": self.enabled, "bar": None}
-
-    def _tick(self, trials: list) -> None:
-        if not self.enabled:
-            return
-        from tqdm import tqdm
-
-        if self.bar is None:
-            self.bar = tqdm(total=self.total, desc="trials", unit="trial", leave=False)
-        done = sum(t.status in ("TERMINATED", "ERROR") for t in trials)
-        self.bar.update(done - self.bar.n)
-        self.bar.set_postfix(failed=sum(t.status == "ERROR" for t in trials))
-
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._tick(trials)
-
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._tick(trials)
-
-    def on_experiment_end(self, trials: list, **info: Any) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-
-def tune_trials(results) -> list:
-    """The Tune ``Trial`` objects behind a ``ResultGrid`` (``ResultGrid.num_terminated`` reads
-    the same list)."""
-    return list(results._experiment_analysis.trials)
-
-
-def trial_finished(trial: Any) -> bool:
-    """Whether a trial ran to its end: failed, returned, or stopped by the scheduler.
-
-    Status alone cannot tell: after an interrupt Tune marks the trials it was still running
-    (and those not yet started) TERMINATED in memory, while the saved experiment state keeps
-    them unfinished for ``Tuner.restore``. Tune sets ``done`` in the last result exactly when a
-    trial returned or its scheduler decided to stop it.
-    """
-    return trial.status == "ERROR" or (trial.status == "TERMINATED" and bool((trial.last_result or {}).get("done")))
-
-
-# -- after the trials --------------------------------------------------------------------------------
-def _trial_summaries(results) -> list[TrialSummary]:
-    summaries = []
-    for trial in tune_trials(results):
-        last = trial.last_result or {}
-        best = last.get(SELECTION_METRIC)
-        error = None
-        if trial.status == "ERROR":
-            from dgnode.tuning.mlflow_callback import trial_error_message
-
-            error = trial_error_message(trial)
-        summaries.append(TrialSummary(
-            trial_id=trial.trial_id,
-            status=trial.status if trial_finished(trial) else "UNFINISHED",
-            epochs=int(last.get("epoch", -1)) + 1,
-            best_valid_wf1=float(best) if isinstance(best, (int, float)) else None,
-            params={k: _plain(v) for k, v in trial.config.items()},
-            error=error,
-        ))
-    return summaries
-
-
-def _sweep(uri, experiment_id, parent_run_id, results) -> dict[str, str]:
-    """End child runs still RUNNING: by their trial's Tune status, KILLED when unknown/unfinished."""
-    from dgnode.tracking.runs import end_dangling_runs
-    from dgnode.tuning.mlflow_callback import TRIAL_TAG
-
-    trials = {t.trial_id: t for t in tune_trials(results)}
-
-    def decide(run) -> str:
-        trial = trials.get(run.data.tags.get(TRIAL_TAG, ""))
-        if trial is None or not trial_finished(trial):
-            return "KILLED"  # unfinished: a resumed search reopens the run
-        return "FAILED" if trial.status == "ERROR" else "FINISHED"
-
-    return end_dangling_runs(uri, experiment_id, parent_run_id, decide=decide)
-
-
 def _evaluate_best(outcome, results, base_config, space, data, settings, uri, experiment_id, parent_run_id, tags) -> None:
     import torch
 
     from dgnode.tracking.runs import TrackedRun, tracked_run
-    from dgnode.training.trainer import Trainer
+    from dgnode.training.best import evaluate_and_register
+    from dgnode.training.rundir import RunDir
     from dgnode.tuning.mlflow_callback import KIND_TAG, TRIAL_TAG
 
     candidates = [r for r in results if r.error is None and isinstance(r.metrics.get(SELECTION_METRIC), (int, float))]
@@ -501,42 +345,33 @@ def _evaluate_best(outcome, results, base_config, space, data, settings, uri, ex
         raise DgnodeError("no trial finished with a valid weighted F1: nothing to evaluate on the test split "
                           f"({results.num_errors} of {len(results)} trials failed; see `dgnode compare`)")
     best = max(candidates, key=lambda r: r.metrics[SELECTION_METRIC])
-    params = {k: _plain(v) for k, v in best.config.items()}
+    params = {k: plain(v) for k, v in best.config.items()}
     config = space.config_for(base_config, params)
-    checkpoint_dir = _best_checkpoint_dir(best)
-    state = torch.load(Path(checkpoint_dir) / "best.pt", map_location="cpu", weights_only=True)
     device = "cuda" if settings.gpus_per_worker > 0 and torch.cuda.is_available() else "cpu"
-    trainer = Trainer(config, data, device=device)
-    trainer.load_state_dict(state)
-    test = trainer.evaluate("test", keep_representations=False) if data.split("test") else None
-
+    state = RunDir(_best_checkpoint_dir(best)).load_model(device)
     trial_id = best.metrics.get("trial_id")
     with tracked_run(uri, experiment_id, run_name="best-on-test", parent_run_id=parent_run_id,
                      tags={**tags, KIND_TAG: "final", TRIAL_TAG: str(trial_id)}) as run:
         run.log_config(config)
-        run.log_metrics({"best_valid_wf1": float(best.metrics[SELECTION_METRIC]), "best_epoch": float(state.get("best_epoch", -1))})
-        valid = state.get("valid")
-        if valid:
-            run.log_evaluation(valid, data.label_names, split="valid")
-        if test is not None:
-            run.log_evaluation(test.summary(), data.label_names, split="test")
-        model_uri, version = run.log_model(trainer.core_model, registered_name=settings.registered_model or settings.experiment)
+        run.log_metrics({"best_valid_wf1": float(best.metrics[SELECTION_METRIC])})
+        tested = evaluate_and_register(config, data, state, run, settings.registered_model or settings.experiment,
+                                       device=device)
     parent = TrackedRun(uri, parent_run_id, experiment_id)
     summary = {"best_valid_wf1": float(best.metrics[SELECTION_METRIC])}
-    if test is not None:
-        summary.update({"test_wf1": test.weighted_f1, "test_acc": test.accuracy})
+    if tested.test:
+        summary.update({"test_wf1": tested.test["weighted_f1"], "test_acc": tested.test["accuracy"]})
     parent.log_metrics(summary)
     parent.set_tags({"dgnode.best_trial_id": str(trial_id), "dgnode.final_run_id": run.run_id})
     outcome.best_trial_id = str(trial_id)
     outcome.best_params = params
     outcome.best_valid_wf1 = float(best.metrics[SELECTION_METRIC])
-    outcome.test = test.summary() if test is not None else {}
+    outcome.test = tested.test
     outcome.final_run_id = run.run_id
-    outcome.model_uri, outcome.model_version = model_uri, version
+    outcome.model_uri, outcome.model_version = tested.model_uri, tested.model_version
 
 
 def _best_checkpoint_dir(result) -> str:
-    """Where the best trial's ``best.pt`` is: its Tune checkpoint (one-process trials) or the Ray
+    """Where the best trial's best model is: its Tune checkpoint (one-process trials) or the Ray
     Train checkpoint whose path a distributed trial reports with its last epoch."""
     if result.checkpoint is not None:
         return result.checkpoint.path
@@ -557,13 +392,3 @@ def _end_parent(uri: str, parent_run_id: str, status: str, error: BaseException 
     except Exception:  # noqa: BLE001 - never mask the search's own error
         if error is None:
             raise
-
-
-def _write_json(path: Path, data: Any) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
-    os.replace(temporary, path)
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") and not isinstance(value, (str, bytes)) else value

@@ -17,22 +17,17 @@ Two shapes, picked by ``--workers-per-trial``:
 Both report the same metrics (``epoch``, ``train_loss``, ``valid_wf1``, ``valid_acc``,
 ``valid_loss``, ``nfe``, ``epoch_time``, ``best_valid_wf1``, ``best_epoch``, and ``early_stopped``
 = 1 when the trial's own patience ends it after this epoch) and keep a checkpoint
-directory with ``state.pt`` (resume) and ``best.pt`` (the best model so far, evaluated on the test
-split at the end of the search). A NaN/inf training loss raises :class:`TrainingDiverged`; the NFE
-cap raises :class:`~dgnode.models.graph_ode.NFECapExceeded`; either fails the trial (Tune marks
+directory (:class:`~dgnode.training.rundir.RunDir`: the resume state and the best model so far,
+evaluated on the test split at the end of the search). A NaN/inf training loss raises
+:class:`~dgnode.training.loop.TrainingDiverged`; the NFE cap raises :class:`~dgnode.models.graph_ode.NFECapExceeded`; either fails the trial (Tune marks
 it ERROR, MLflow FAILED) and the search goes on.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import shutil
-import tempfile
-from pathlib import Path
 from typing import Any
 
-from dgnode.training.distributed import BEST_FILE, HISTORY_FILE, STATE_FILE, TrainingDiverged
+__all__ = ["distributed_trial", "single_process_trial"]
 
 
 def single_process_trial(
@@ -44,47 +39,18 @@ def single_process_trial(
     epochs: int,
     device: str = "cpu",
 ) -> None:
-    """Train one sampled configuration in this process, reporting every epoch to Tune."""
-    import ray.tune
-    import torch
+    """Train one sampled configuration in this process with the one training loop
+    (:func:`dgnode.training.loop.run_epochs`), reporting every epoch to Tune."""
+    from dgnode.training.checkpointing import tune_hooks
+    from dgnode.training.loop import run_epochs
+    from dgnode.training.trainer import Trainer
 
-    from dgnode.training.trainer import Trainer, epoch_metrics
-
-    config = space.config_for(base_config, params)
-    trainer = Trainer(config, data, device=device)
-    scratch = Path(tempfile.mkdtemp(prefix="dgnode-trial-"))
-    history: list[dict[str, float]] = []
+    trainer = Trainer(space.config_for(base_config, params), data, device=device)
+    hooks = tune_hooks()
     try:
-        checkpoint = ray.tune.get_checkpoint()
-        if checkpoint is not None:
-            with checkpoint.as_directory() as directory:
-                trainer.load_state_dict(torch.load(Path(directory) / STATE_FILE, map_location=trainer.device, weights_only=True))
-                history = json.loads((Path(directory) / HISTORY_FILE).read_text())
-                if (Path(directory) / BEST_FILE).exists():
-                    shutil.copy2(Path(directory) / BEST_FILE, scratch / BEST_FILE)
-        for epoch in range(trainer.epoch, epochs):
-            stats = trainer.train_epoch(epoch=epoch)
-            if not math.isfinite(stats["train_loss"]):
-                raise TrainingDiverged(f"train loss is {stats['train_loss']} at epoch {epoch}: training diverged")
-            valid = trainer.evaluate("valid", keep_representations=False)
-            if trainer.update_best(epoch, valid.weighted_f1):
-                trainer.save_model(scratch / BEST_FILE, extra={"valid": valid.summary(), "best_epoch": epoch})
-            metrics = {**epoch_metrics(epoch, stats, valid),
-                       "best_valid_wf1": trainer.best_valid_wf1, "best_epoch": trainer.best_epoch}
-            stop = trainer.should_stop()
-            metrics["early_stopped"] = int(stop)
-            history.append(metrics)
-            with tempfile.TemporaryDirectory(prefix="dgnode-ckpt-") as directory:
-                torch.save(trainer.state_dict(), Path(directory) / STATE_FILE)
-                if (scratch / BEST_FILE).exists():
-                    shutil.copy2(scratch / BEST_FILE, Path(directory) / BEST_FILE)
-                (Path(directory) / HISTORY_FILE).write_text(json.dumps(history))
-                # Blocks until Tune has taken the result; an ASHA stop ends this thread here.
-                ray.tune.report(metrics, checkpoint=ray.tune.Checkpoint.from_directory(directory))
-            if stop:
-                break
+        run_epochs(trainer, hooks, epochs)
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        hooks.close()
 
 
 def distributed_trial(
@@ -93,7 +59,6 @@ def distributed_trial(
     base_config: Any,
     space: Any,
     epochs: int,
-    store: str,
     num_workers: int,
     gpus_per_worker: float,
     cpus_per_worker: float,
@@ -122,7 +87,7 @@ def distributed_trial(
         name=f"trial-{ray.tune.get_context().get_trial_id()}",
         max_failures=0,
     )
-    result = run_distributed(config, settings, store=store, callbacks=[_tune_report_until_last()], epochs=epochs)
+    result = run_distributed(config, settings, callbacks=[_tune_report_until_last()], epochs=epochs)
     if result.history:
         last = {k: v for k, v in result.history[-1].items() if k != "last"}
         ray.tune.report({**last, "checkpoint_path": result.checkpoint_path})

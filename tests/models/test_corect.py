@@ -204,19 +204,20 @@ def test_corect_beats_the_context_free_mlp_on_synthetic_iemocap(tmp_path, iemoca
     from dgnode.features.dataset import load_conversations
     from dgnode.features.synth import synthesize_features
     from dgnode.training.config import load_train_config
-    from dgnode.training.trainer import fit
+    from dgnode.training.loop import fit
 
     synthesize_features(iemocap_structure_path, tmp_path / "store", {"text": 32, "audio": 24, "vision": 16}, seed=0)
     data = load_conversations(tmp_path / "store")
     assert len(data.split("train")) == 108 and len(data.split("test")) == 31  # the real IEMOCAP structure
-    shared = ["optim.lr=3e-3", "train.epochs=10", "train.batch_size=4", "train.patience=0", "train.seed=0", "report.plots=false"]
+    shared = {"optim.lr": 3e-3, "train.epochs": 10, "train.batch_size": 4, "train.patience": 0, "train.seed": 0,
+              "report.plots": False}
     scores = {}
     for name, model in {
         # Linear (context-free) encoders: the context comes from the RT-GRAPH and P-CM alone.
-        "corect": ["model.name=corect", "model.hidden=32", "model.dropout=0.2", "model.text_encoder=linear",
-                   "model.rtgraph.heads=2", "model.pcm.layers=1", "model.pcm.memory_layers=0"],
-        "mlp": ["model.name=mlp", "model.hidden=32", "model.dropout=0.2"],
+        "corect": {"model.name": "corect", "model.hidden": 32, "model.dropout": 0.2, "model.text_encoder": "linear",
+                   "model.rtgraph.heads": 2, "model.pcm.layers": 1, "model.pcm.memory_layers": 0},
+        "mlp": {"model.name": "mlp", "model.hidden": 32, "model.dropout": 0.2},
     }.items():
-        result = fit(load_train_config(None, model + shared), data, tmp_path / name, progress=False)
+        result = fit(load_train_config(None, {**model, **shared}), data, tmp_path / name, progress=False)
         scores[name] = result.test.weighted_f1
     assert scores["corect"] > scores["mlp"] + 0.05, scores

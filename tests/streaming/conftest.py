@@ -22,7 +22,7 @@ def train_run(store: Path, out: Path, model: list[str], extra: list[str] = ()) -
     """A finished run (``config.yaml``, ``best.pt``) of two quick epochs on ``store``."""
     from dgnode.features.dataset import load_conversations
     from dgnode.training.config import load_train_config
-    from dgnode.training.trainer import fit
+    from dgnode.training.loop import fit
 
     overrides = model + [f"data.store={store}", "model.dropout=0.1", "optim.lr=3e-3", "train.epochs=2", "train.batch_size=2",
                          "train.patience=0", "report.plots=false", *extra]

@@ -16,7 +16,7 @@ def extracted(tmp_path_factory):
     from dgnode.embedding.pipeline import ExtractConfig, run_extraction
     from dgnode.features.dataset import load_conversations
     from dgnode.training.config import load_train_config
-    from dgnode.training.trainer import fit
+    from dgnode.training.loop import fit
 
     root = tmp_path_factory.mktemp("media_stream")
     synthesize_corpus(root / "raw", SynthConfig(seed=1, utterances_per_dialogue=(8, 8), utterance_seconds=(0.8, 1.2)))

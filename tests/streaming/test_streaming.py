@@ -18,7 +18,7 @@ from dgnode.features.store import FeatureStore
 from dgnode.models import build_model
 from dgnode.streaming import NotCausalError, StreamingPredictor, causal_mode, latency_summary, require_causal
 from dgnode.training.config import load_train_config
-from dgnode.training.trainer import load_run
+from dgnode.training.best import load_run
 
 MODELS = ("dgode", "corect")
 

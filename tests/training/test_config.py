@@ -32,17 +32,17 @@ def test_shipped_configs_load(repo_root, name, config_class):
 def test_overrides_reach_nested_model_sections(repo_root):
     config = load_train_config(
         repo_root / "configs" / "dgode_iemocap.yaml",
-        ["model.ode.method=rk4", "model.ode.step_size=0.1", "model.wf=0", "optim.lr=3e-4", "data.modalities=[text]"],
+        {"model.ode.method": "rk4", "model.ode.step_size": 0.1, "model.wf": 0, "optim.lr": 3e-4, "data.modalities": ["text"]},
     )
     assert (config.model.ode.method, config.model.ode.step_size, config.model.causal) == ("rk4", 0.1, True)
     assert config.optim.lr == 3e-4 and config.data.modalities == ["text"]
 
 
 def test_switching_model_validates_against_the_new_model(repo_root):
-    config = load_train_config(None, ["model.name=bigru", "model.causal=true"])
+    config = load_train_config(None, {"model.name": "bigru", "model.causal": True})
     assert isinstance(config.model, ContextGRUConfig) and config.model.causal
     with pytest.raises(ConfigError, match=r"unknown key\(s\) model.causal; valid keys under model: .*wp"):
-        load_train_config(None, ["model.causal=true"])
+        load_train_config(None, {"model.causal": True})
 
 
 def test_unknown_key_in_file_names_file_and_key(tmp_path):
@@ -60,24 +60,32 @@ def test_unknown_key_in_file_names_file_and_key(tmp_path):
 @pytest.mark.parametrize(
     "override,message",
     [
-        ("train.epochs=0", "train.epochs and train.batch_size must be >= 1"),
-        ("train.nfe_cap=0", "train.nfe_cap must be >= 1 or null"),
-        ("optim.lr=-1", "optim.lr must be positive"),
-        ("data.modalities=[text,smell]", "data.modalities must be a non-empty subset"),
-        ("data.normalise=zscore", "expected one of 'standard', 'l2', 'none'"),
-        ("model.name=transformer", "unknown model.name 'transformer'"),
-        ("model.ode.method=rk45", "ode.method must be one of"),
-        ("model.wp=-5", "wp must be >= 0 or -1"),
-        ("train.batch_size=many", "expected an integer"),
+        ({"train.epochs": 0}, "train.epochs and train.batch_size must be >= 1"),
+        ({"train.nfe_cap": 0}, "train.nfe_cap must be >= 1 or null"),
+        ({"optim.lr": -1}, "optim.lr must be positive"),
+        ({"optim.lr": float("nan")}, "optim.lr must be a finite number, got nan"),
+        ({"data.modalities": ["text", "smell"]}, "data.modalities must be a non-empty subset"),
+        ({"data.normalise": "zscore"}, "expected one of 'standard', 'l2', 'none'"),
+        ({"model.name": "transformer"}, "unknown model.name 'transformer'"),
+        ({"model.ode.method": "rk45"}, "ode.method must be one of"),
+        ({"model.wp": -5}, "wp must be >= 0 or -1"),
+        ({"train.batch_size": "many"}, "train.batch_size: expected an integer, got 'many'"),
     ],
 )
 def test_invalid_values_are_clear_errors(override, message):
     with pytest.raises(ConfigError, match=message):
-        load_train_config(None, [override])
+        load_train_config(None, override)
+
+
+def test_a_key_given_twice_in_a_file_is_an_error(tmp_path):
+    path = tmp_path / "twice.yaml"
+    path.write_text("optim:\n  lr: 1.0e-3\n  lr: 1.0e-4\n")
+    with pytest.raises(ConfigError, match=r"twice.yaml: not valid YAML: key 'lr' given twice \(lines 2 and 3\)"):
+        load_train_config(path)
 
 
 def test_yaml_round_trip_and_replace_dotted(tmp_path, repo_root):
-    config = load_train_config(repo_root / "configs" / "dgode_fast.yaml", ["model.mixhop.hops=2"])
+    config = load_train_config(repo_root / "configs" / "dgode_fast.yaml", {"model.mixhop.hops": 2})
     dump_yaml(config, tmp_path / "config.yaml")
     again = load_train_config(tmp_path / "config.yaml")
     assert to_dict(again) == to_dict(config)

@@ -23,8 +23,8 @@ def run_cli(argv, capsys) -> tuple[int, list[str], str]:
 def test_train_then_evaluate_reproduces_test_metrics(small_store, fast_config_path, tmp_path, capsys):
     out = tmp_path / "run"
     code, lines, _ = run_cli(
-        ["train", "--store", str(small_store), "--config", str(fast_config_path), "--set", "train.epochs=2",
-         "--set", "report.tsne_points=200", "--out", str(out), "--no-progress"],
+        ["train", "--data.store", str(small_store), "--config", str(fast_config_path), "--train.epochs=2",
+         "--report.tsne_points", "200", "--out", str(out), "--progress=false"],
         capsys,
     )
     assert code == 0
@@ -63,7 +63,7 @@ def test_train_then_evaluate_reproduces_test_metrics(small_store, fast_config_pa
 
 def test_unknown_config_key_is_a_one_line_error(small_store, tmp_path, capsys):
     code, lines, err = run_cli(
-        ["train", "--store", str(small_store), "--set", "model.hiden=64", "--out", str(tmp_path / "x")], capsys
+        ["train", "--data.store", str(small_store), "--model.hiden=64", "--out", str(tmp_path / "x")], capsys
     )
     assert code == 2
     assert "unknown key(s) model.hiden" in err and "valid keys under model" in err
@@ -71,7 +71,7 @@ def test_unknown_config_key_is_a_one_line_error(small_store, tmp_path, capsys):
 
 
 def test_missing_store_and_missing_run_are_clear_errors(tmp_path, capsys):
-    code, _, err = run_cli(["train", "--store", str(tmp_path / "nope"), "--out", str(tmp_path / "o")], capsys)
+    code, _, err = run_cli(["train", "--data.store", str(tmp_path / "nope"), "--out", str(tmp_path / "o")], capsys)
     assert code == 2 and "feature store directory not found" in err and "nope" in err
     code, _, err = run_cli(["evaluate", "--run", str(tmp_path)], capsys)
     assert code == 2 and "not a finished run: config.yaml is missing" in err

@@ -12,7 +12,7 @@ import pytest
 from sklearn.metrics import f1_score
 
 from dgnode.training.config import load_train_config
-from dgnode.training.trainer import fit
+from dgnode.training.loop import fit
 
 
 def majority_class_wf1(data) -> float:
@@ -28,11 +28,11 @@ def majority_class_wf1(data) -> float:
 def test_dgode_beats_context_free_mlp_and_chance(iemocap_data, fast_config_path, tmp_path):
     chance = majority_class_wf1(iemocap_data)
     assert chance < 0.1
-    dgode = fit(load_train_config(fast_config_path, ["report.plots=false"]), iemocap_data, tmp_path / "dgode", progress=False)
+    dgode = fit(load_train_config(fast_config_path, {"report.plots": False}), iemocap_data, tmp_path / "dgode", progress=False)
     mlp_config = load_train_config(
         None,
-        ["model.name=mlp", "model.hidden=64", "model.dropout=0.2", "optim.lr=3e-3", "train.epochs=8",
-         "train.patience=3", "report.plots=false"],
+        {"model.name": "mlp", "model.hidden": 64, "model.dropout": 0.2, "optim.lr": 3e-3, "train.epochs": 8,
+         "train.patience": 3, "report.plots": False},
     )
     mlp = fit(mlp_config, iemocap_data, tmp_path / "mlp", progress=False)
     assert dgode.test.weighted_f1 > 0.6 > 6 * chance
@@ -44,15 +44,15 @@ def test_dgode_beats_context_free_mlp_and_chance(iemocap_data, fast_config_path,
 @pytest.mark.parametrize(
     "overrides,nfe,width",
     [
-        (["model.use_ode=false"], 0.0, 3 * 64),
-        (["model.use_mixhop=false"], 8.0, 3 * 64),
-        (["model.use_speaker=false"], 8.0, 3 * 64),
-        (["data.modalities=[text]"], 8.0, 64),
+        ({"model.use_ode": False}, 0.0, 3 * 64),
+        ({"model.use_mixhop": False}, 8.0, 3 * 64),
+        ({"model.use_speaker": False}, 8.0, 3 * 64),
+        ({"data.modalities": ["text"]}, 8.0, 64),
     ],
     ids=["no-ode", "no-mixhop", "no-speaker", "text-only"],
 )
 def test_ablations_train(iemocap_data, fast_config_path, tmp_path, overrides, nfe, width):
-    config = load_train_config(fast_config_path, ["train.epochs=3", "report.plots=false", *overrides])
+    config = load_train_config(fast_config_path, {"train.epochs": 3, "report.plots": False, **overrides})
     result = fit(config, iemocap_data, tmp_path, progress=False)
     assert result.report["mean_nfe"] == nfe
     assert result.test.representations.shape == (1623, width)

@@ -12,19 +12,22 @@ from dgnode.errors import InputError
 from dgnode.features.dataset import ConversationSet
 from dgnode.models.graph_ode import NFECapExceeded
 from dgnode.training.config import load_train_config
-from dgnode.training.trainer import StopTraining, Trainer, fit
+from dgnode.features.dataset import collate
+from dgnode.training.loop import StopTraining, fit
+from dgnode.training.trainer import Trainer
 
-FAST = ["report.plots=false"]
+FAST = {"report.plots": False}
 
 
-def config_for(fast_config_path, *overrides):
-    return load_train_config(fast_config_path, [*FAST, *overrides])
+def config_for(fast_config_path, **overrides):
+    """``config_for(path, train__seed=3)``: dotted keys with ``__`` for the dots."""
+    return load_train_config(fast_config_path, {**FAST, **{k.replace("__", "."): v for k, v in overrides.items()}})
 
 
 def test_same_seed_gives_identical_metrics_and_other_seed_differs(small_data, fast_config_path):
     results = []
     for seed in (0, 0, 1):
-        trainer = Trainer(config_for(fast_config_path, f"train.seed={seed}"), small_data)
+        trainer = Trainer(config_for(fast_config_path, train__seed=seed), small_data)
         stats = [trainer.train_epoch(epoch=e) for e in range(2)]
         valid = trainer.evaluate("valid")
         results.append(([s["train_loss"] for s in stats], valid.weighted_f1, valid.predictions, valid.representations))
@@ -70,7 +73,7 @@ def test_class_weights_are_inverse_train_frequency(fast_config_path):
         dims={"text": 4},
         normalisation={"method": "none"},
     )
-    trainer = Trainer(config_for(fast_config_path, "train.class_weights=true"), data)
+    trainer = Trainer(config_for(fast_config_path, train__class_weights=True), data)
     # 7 labelled train utterances, 4 classes, counts 4, 2, 1, 0: w_c = 7 / (4 n_c), 0 when absent.
     assert trainer.class_weights.tolist() == pytest.approx([7 / 16, 7 / 8, 7 / 4, 0.0])
     assert Trainer(config_for(fast_config_path), data).class_weights is None
@@ -84,7 +87,7 @@ def test_callback_can_stop_training_and_sees_metrics(small_data, fast_config_pat
         if epoch == 1:
             raise StopTraining("asha")
 
-    result = fit(config_for(fast_config_path, "train.epochs=6", "train.patience=0"), small_data, tmp_path,
+    result = fit(config_for(fast_config_path, train__epochs=6, train__patience=0), small_data, tmp_path,
                  callbacks=[callback], progress=False)
     assert [e for e, _ in seen] == [0, 1]
     assert set(seen[0][1]) == {"epoch", "train_loss", "valid_wf1", "valid_acc", "valid_loss", "nfe", "epoch_time"}
@@ -94,7 +97,7 @@ def test_callback_can_stop_training_and_sees_metrics(small_data, fast_config_pat
 
 
 def test_nfe_cap_from_train_config_stops_a_stiff_run(small_data, fast_config_path):
-    trainer = Trainer(config_for(fast_config_path, "model.ode.step_size=0.01", "train.nfe_cap=20"), small_data)
+    trainer = Trainer(config_for(fast_config_path, model__ode__step_size=0.01, train__nfe_cap=20), small_data)
     with pytest.raises(NFECapExceeded, match="more than 20 function evaluations"):
         trainer.train_epoch()
 
@@ -131,11 +134,11 @@ def test_evaluate_ignores_unlabelled_utterances(small_data, fast_config_path):
 
 
 def test_modalities_subset_and_missing_modality(small_data, fast_config_path):
-    trainer = Trainer(config_for(fast_config_path, "data.modalities=[text,vision]"), small_data)
+    trainer = Trainer(config_for(fast_config_path, data__modalities=["text", "vision"]), small_data)
     assert trainer.dims == {"text": 64, "vision": 32}
     text_only = dataclasses.replace(small_data, dims={"text": 64})
     with pytest.raises(InputError, match=r"data.modalities asks for \['audio'\]"):
-        Trainer(config_for(fast_config_path, "data.modalities=[text,audio]"), text_only)
+        Trainer(config_for(fast_config_path, data__modalities=["text", "audio"]), text_only)
 
 
 def test_fit_requires_a_valid_split(small_data, fast_config_path, tmp_path):
@@ -153,8 +156,15 @@ def test_split_without_labels_is_a_clear_error(small_data, fast_config_path):
 
 def test_rank_changes_dropout_masks_but_not_initial_weights(small_data, fast_config_path):
     config = config_for(fast_config_path)
-    shard = small_data.split("train")[:8]
-    worker0, worker1 = Trainer(config, small_data, rank=0), Trainer(config, small_data, rank=1)
+    worker0, worker1 = (Trainer(config, small_data, rank=r, world_size=2) for r in (0, 1))
     for a, b in zip(worker0.core_model.parameters(), worker1.core_model.parameters()):
         assert torch.equal(a, b)
-    assert worker0.train_epoch(shard)["train_loss"] != worker1.train_epoch(shard)["train_loss"]
+    batch = collate(small_data.split("train")[:4])
+    outputs = []
+    for worker in (worker0, worker1):
+        worker.seed_dropout(epoch=0)
+        worker.core_model.train()
+        outputs.append(worker.core_model(batch).logits)
+    assert not torch.equal(*outputs)
+    with pytest.raises(ValueError, match="rank must be in"):
+        Trainer(config, small_data, rank=1)

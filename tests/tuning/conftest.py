@@ -35,4 +35,4 @@ def tiny_store(tmp_path_factory, iemocap_structure_path):
 def tiny_config(tiny_store):
     from dgnode.training.config import load_train_config
 
-    return load_train_config(None, [*TINY_OVERRIDES, f"data.store={tiny_store}"])
+    return load_train_config(None, {**TINY_OVERRIDES, "data.store": str(tiny_store)})

@@ -3,17 +3,18 @@ resume from the last checkpoint."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
 
 import pytest
 import torch
 
 from dgnode.features.dataset import iterate_batches, load_conversations
-from dgnode.training.distributed import DistributedSettings, epoch_batches, run_distributed, shard_of_batch
+from dgnode.cli import main
+from dgnode.training.batches import epoch_batches, shard_of_batch
+from dgnode.training.distributed import DistributedSettings, run_distributed
 from dgnode.training.reproducibility import derive_seed
 from dgnode.training.trainer import Trainer
-from tests.tuning.tiny import TINY_OVERRIDES
+from tests.tuning.tiny import TINY_OVERRIDES, as_flags
 
 EPOCHS = 3
 
@@ -49,13 +50,6 @@ def _single_process_history(config, data, epochs):
     return history
 
 
-def _load_job(repo_root):
-    spec = importlib.util.spec_from_file_location("jobs_train", repo_root / "jobs" / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.slow
 def test_one_worker_is_the_single_process_trainer_and_two_workers_match_it(ray_local, mlflow_server, repo_root,
                                                                            tiny_config, tiny_store, tmp_path):
@@ -66,10 +60,9 @@ def test_one_worker_is_the_single_process_trainer_and_two_workers_match_it(ray_l
     storage = str(tmp_path / "train")
 
     # One worker, through the job script: tracked in MLflow, best model tested and registered.
-    job = _load_job(repo_root)
-    args = ["--store", str(tiny_store), *[a for o in TINY_OVERRIDES for a in ("--set", o)], "--workers", "1",
-            "--out", storage, "--name", "one", "--tracking-uri", mlflow_server, "--experiment", "train-job"]
-    assert job.main(args) == 0
+    args = ["--data.store", str(tiny_store), *as_flags(TINY_OVERRIDES), "--num_workers", "1",
+            "--storage_path", storage, "--name", "one", "--tracking_uri", mlflow_server, "--experiment", "train-job"]
+    assert main(["train-ray", *args]) == 0
     client = MlflowClient(mlflow_server)
     (run,) = client.search_runs([client.get_experiment_by_name("train-job").experiment_id])
     assert run.info.status == "FINISHED" and run.data.tags["dgnode.run_kind"] == "train"

@@ -14,8 +14,9 @@ import pytest
 
 from dgnode.cli import main
 from dgnode.tracking.server import TrackingUnavailableError
+from dgnode.training.config import load_train_config
 from dgnode.tuning.search import TuneSettings, run_search
-from tests.tuning.tiny import TINY_OVERRIDES
+from tests.tuning.tiny import TINY_OVERRIDES, as_flags
 
 TRIALS = 7
 EPOCHS = 4
@@ -51,11 +52,12 @@ def test_unreachable_tracking_server_fails_before_any_training(tiny_store, tmp_p
     uri = f"http://127.0.0.1:{_free_port()}"
     start = time.monotonic()
     with pytest.raises(TrackingUnavailableError, match=f"MLflow tracking server {uri} is unreachable"):
-        run_search(tmp_path / "out", store=tiny_store, space_path=space, settings=TuneSettings(trials=2), tracking_uri=uri)
+        run_search(tmp_path / "out", load_train_config(None, {"data.store": str(tiny_store)}), space, TuneSettings(trials=2),
+                   tracking_uri=uri)
     assert time.monotonic() - start < 10
     assert not (tmp_path / "out").exists()  # nothing written, nothing trained
-    code = main(["tune", "--store", str(tiny_store), "--space", str(space), "--trials", "2",
-                 "--tracking-uri", uri, "--out", str(tmp_path / "out2"), "--no-progress"])
+    code = main(["tune", "--data.store", str(tiny_store), "--space", str(space), "--trials", "2",
+                 "--tracking_uri", uri, "--out", str(tmp_path / "out2"), "--progress=false"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert len(err) == 1 and err[0].startswith(f"dgnode: error: MLflow tracking server {uri} is unreachable")
@@ -72,10 +74,10 @@ def test_search_interrupted_and_resumed_is_fully_tracked(ray_local, mlflow_serve
     # Session 1, a separate `dgnode tune` process: stopped the way Ctrl-C stops it (SIGINT to
     # itself, handled by Tune) once 3 trials have finished; it joins this session's Ray cluster
     # as a second driver instead of starting another one.
-    command = [sys.executable, "-m", "dgnode.cli", "tune", "--store", str(tiny_store), "--space", str(space),
-               "--trials", str(TRIALS), "--epochs", str(EPOCHS), "--max-concurrent", "1", "--seed", str(SEED),
-               "--grace-period", "1", "--tracking-uri", mlflow_server, "--experiment", experiment, "--out", str(out),
-               "--no-progress", "--stop-after", "3", *[arg for override in TINY_OVERRIDES for arg in ("--set", override)]]
+    command = [sys.executable, "-m", "dgnode.cli", "tune", "--data.store", str(tiny_store), "--space", str(space),
+               "--trials", str(TRIALS), "--epochs", str(EPOCHS), "--max_concurrent", "1", "--seed", str(SEED),
+               "--grace_period", "1", "--tracking_uri", mlflow_server, "--experiment", experiment, "--out", str(out),
+               "--progress=false", "--stop_after", "3", *as_flags(TINY_OVERRIDES)]
     env = {**os.environ, "RAY_ADDRESS": ray_local.get_runtime_context().gcs_address}
     client = MlflowClient(mlflow_server)
     first = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=400)
@@ -168,8 +170,8 @@ def test_trials_of_two_ray_train_workers(ray_local, mlflow_server, tiny_store, t
     space.write_text("params:\n  optim.lr: {loguniform: [1.0e-3, 3.0e-2]}\n")
     settings = TuneSettings(trials=2, workers_per_trial=2, max_concurrent=1, epochs=2, grace_period=2,
                             experiment="tune-ddp", seed=0)
-    outcome = run_search(tmp_path / "out", store=tiny_store, space_path=space, settings=settings,
-                         overrides=TINY_OVERRIDES, tracking_uri=mlflow_server, progress=False)
+    base = load_train_config(None, {**TINY_OVERRIDES, "data.store": str(tiny_store)})
+    outcome = run_search(tmp_path / "out", base, space, settings, tracking_uri=mlflow_server, progress=False)
     assert not outcome.interrupted
     assert [t.status for t in outcome.trials] == ["TERMINATED", "TERMINATED"]
     assert [t.epochs for t in outcome.trials] == [2, 2]

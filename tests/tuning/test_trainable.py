@@ -6,7 +6,8 @@ import pytest
 
 from dgnode.options import replace_dotted
 from dgnode.features.dataset import load_conversations
-from dgnode.training.distributed import TrainingDiverged
+from dgnode.training.loop import TrainingDiverged
+from dgnode.training.rundir import RunDir
 from dgnode.tuning.space import SearchSpace
 from dgnode.tuning.trainable import single_process_trial
 
@@ -49,7 +50,7 @@ def test_trial_reports_every_epoch_with_a_resumable_checkpoint(monkeypatch, tiny
     assert reports[-1][0]["best_valid_wf1"] == best
     state = torch.load(reports[-1][1] / "best.pt", weights_only=True)
     assert state["best_epoch"] == reports[-1][0]["best_epoch"]
-    assert len(json.loads((reports[-1][1] / "history.json").read_text())) == 3
+    assert len(RunDir(reports[-1][1]).read_history()) == 3
 
     # Resuming from the epoch-1 checkpoint trains epoch 2 only and reproduces it exactly.
     resumed = []

@@ -18,12 +18,38 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-REPO_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+from dgnode.tuning.settings import TuneSettings
+
+__all__ = ["PipelineConfig", "PipelineResult", "mlflow_ui_hint", "run_pipeline", "summary_table"]
+
+REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def _demo_search() -> TuneSettings:
+    # Four short trials fit the demo's two minutes on two cores; a real run sets --tune.trials.
+    return TuneSettings(trials=4, experiment="dgnode-pipeline")
 
 
 @dataclass
 class PipelineConfig:
-    """Options of ``jobs/pipeline.py`` (each a ``--flag`` there)."""
+    """The main job: raw corpus, manifest, ImageBind features, a DGODE search, the best model on test.
+
+    Attributes:
+        workdir: where every stage writes (corpus, scan, features, searches, mlflow.db)
+        corpus_root: raw IEMOCAP tree (default: $IEMOCAP_ROOT, else a generated mini corpus)
+        checkpoint: imagebind_huge.pth (default: $IMAGEBIND_CHECKPOINT; without it the tiny random-init model)
+        labels: label scheme of the scan
+        synth_seed: seed of the generated corpus
+        synth_dialogs: size of the generated corpus (null: its default)
+        modalities: modalities to extract and train on
+        gpu_memory_gb: GPU memory budget that sets the extraction batch sizes
+        train_config: the training config the search varies (YAML)
+        train_overrides: dotted training-config keys applied on top of train_config, e.g. {train.batch_size: 8}
+        space: the search space (YAML)
+        tune: the search's settings (trials, epochs, concurrency, workers, experiment, ...)
+        tracking_uri: MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else WORKDIR/mlflow.db)
+        address: Ray address (default: a local Ray, or the job's cluster under `ray job submit`)
+    """
 
     workdir: str = "demo_output"
     corpus_root: str | None = None
@@ -34,27 +60,21 @@ class PipelineConfig:
     modalities: list[str] = field(default_factory=lambda: ["text", "audio", "vision"])
     gpu_memory_gb: float = 24.0
     train_config: str = str(REPO_CONFIGS / "dgode_demo.yaml")
+    train_overrides: dict[str, Any] = field(default_factory=dict)
     space: str = str(REPO_CONFIGS / "search_space_demo.yaml")
-    trials: int = 4
-    epochs: int | None = None
-    max_concurrent: int = 2
-    workers_per_trial: int = 1
-    gpus_per_worker: float = 0.0
+    tune: TuneSettings = field(default_factory=_demo_search)
     tracking_uri: str | None = None
-    experiment: str = "dgnode-pipeline"
     address: str | None = None
-    overrides: list[str] = field(default_factory=list)
 
-    @classmethod
-    def from_environment(cls, demo: bool = False, **values: Any) -> "PipelineConfig":
+    def with_environment(self, demo: bool = False) -> "PipelineConfig":
         """``corpus_root``/``checkpoint`` default to ``IEMOCAP_ROOT``/``IMAGEBIND_CHECKPOINT``;
-        ``demo`` ignores both (the embedded default). ``None`` values keep the defaults."""
+        ``demo`` ignores both (the embedded default)."""
+        import dataclasses
+
         if demo:
-            values["corpus_root"] = values["checkpoint"] = None
-        else:
-            values["corpus_root"] = values.get("corpus_root") or os.environ.get("IEMOCAP_ROOT") or None
-            values["checkpoint"] = values.get("checkpoint") or os.environ.get("IMAGEBIND_CHECKPOINT") or None
-        return cls(**{k: v for k, v in values.items() if v is not None})
+            return dataclasses.replace(self, corpus_root=None, checkpoint=None)
+        return dataclasses.replace(self, corpus_root=self.corpus_root or os.environ.get("IEMOCAP_ROOT") or None,
+                                   checkpoint=self.checkpoint or os.environ.get("IMAGEBIND_CHECKPOINT") or None)
 
 
 @dataclass
@@ -73,19 +93,21 @@ class PipelineResult:
 
 def run_pipeline(config: PipelineConfig, progress: bool = True) -> PipelineResult:
     """Run every stage in order on one Ray session; see the module docstring."""
-    import ray
-
     from dgnode.corpus.scan import scan_corpus, write_scan
     from dgnode.corpus.synth import SynthConfig, synthesize_corpus
     from dgnode.embedding.pipeline import ExtractConfig, run_extraction
     from dgnode.errors import InputError
+    from dgnode.options import replace_dotted
+    from dgnode.ray_session import ray_session
     from dgnode.tracking.server import check_tracking_uri, resolve_tracking_uri
-    from dgnode.tuning.search import TuneSettings, run_search
+    from dgnode.training.config import load_train_config
+    from dgnode.tuning.search import run_search
 
     workdir = Path(config.workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     tracking_uri = resolve_tracking_uri(config.tracking_uri, cwd=workdir)
     check_tracking_uri(tracking_uri)  # before any work: a run that cannot be recorded is not started
+    train_config = load_train_config(config.train_config, config.train_overrides)  # bad keys fail now, not after extraction
     timings: dict[str, float] = {}
 
     @contextlib.contextmanager
@@ -112,12 +134,8 @@ def run_pipeline(config: PipelineConfig, progress: bool = True) -> PipelineResul
         scan = scan_corpus(corpus_root, labels=config.labels, progress=progress)
         paths = write_scan(scan, workdir / "scan")
 
-    started_ray = False
-    if not ray.is_initialized():
-        # Under `ray job submit` RAY_ADDRESS names the job's cluster; "local" would start another.
-        ray.init(address=config.address or os.environ.get("RAY_ADDRESS") or "local", include_dashboard=False, log_to_driver=False)
-        started_ray = True
-    try:
+    # Under `ray job submit` RAY_ADDRESS names the job's cluster; a local Ray starts otherwise.
+    with ray_session(config.address):
         store = workdir / f"features-{model}"
         with timed("extract"):
             extraction = run_extraction(
@@ -133,26 +151,8 @@ def run_pipeline(config: PipelineConfig, progress: bool = True) -> PipelineResul
             )
         search_dir = workdir / f"search-{time.strftime('%Y%m%d-%H%M%S')}"
         with timed("tune + test"):
-            outcome = run_search(
-                search_dir,
-                store=store,
-                space_path=config.space,
-                settings=TuneSettings(
-                    trials=config.trials,
-                    epochs=config.epochs,
-                    max_concurrent=config.max_concurrent,
-                    workers_per_trial=config.workers_per_trial,
-                    gpus_per_worker=config.gpus_per_worker,
-                    experiment=config.experiment,
-                ),
-                config_path=config.train_config,
-                overrides=config.overrides,
-                tracking_uri=tracking_uri,
-                progress=progress,
-            )
-    finally:
-        if started_ray:
-            ray.shutdown()
+            outcome = run_search(search_dir, replace_dotted(train_config, {"data.store": str(store)}), config.space,
+                                 config.tune, tracking_uri=tracking_uri, progress=progress)
     return PipelineResult(
         workdir=workdir,
         corpus_root=corpus_root,

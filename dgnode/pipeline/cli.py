@@ -1,0 +1,60 @@
+"""``dgnode pipeline`` (and ``jobs/pipeline.py``): the whole chain as one command or Ray job.
+
+Local:    dgnode pipeline --workdir demo_output
+Cluster:  ray job submit --working-dir . -- python jobs/pipeline.py --workdir /mnt/dgnode \\
+              --corpus_root $IEMOCAP_ROOT --checkpoint $IMAGEBIND_CHECKPOINT --tune.trials 64
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from dgnode.command import Command
+from dgnode.pipeline.run import PipelineConfig
+
+
+@dataclass
+class PipelineOptions(PipelineConfig):
+    """Run every stage: generate or read a raw corpus, scan it, extract ImageBind features, search
+    DGODE configurations, test and register the best model. Without a corpus it generates a
+    mini-IEMOCAP and uses the tiny random-init ImageBind.
+
+    Attributes:
+        demo: force the embedded default (mini corpus, tiny model), ignoring IEMOCAP_ROOT/IMAGEBIND_CHECKPOINT
+        json: also print the result as JSON (last line)
+        progress: show progress bars
+    """
+
+    demo: bool = False
+    json: bool = False
+    progress: bool = True
+
+
+def run(options: PipelineOptions) -> int:
+    import dataclasses
+
+    from rich.console import Console
+
+    from dgnode.pipeline.run import mlflow_ui_hint, run_pipeline, summary_table
+
+    values = {f.name: getattr(options, f.name) for f in dataclasses.fields(PipelineConfig)}
+    result = run_pipeline(PipelineConfig(**values).with_environment(options.demo), progress=options.progress)
+    console = Console()
+    console.print(summary_table(result))
+    console.print(mlflow_ui_hint(result.tracking_uri))
+    if options.json:
+        search = result.search
+        print(json.dumps({
+            "workdir": str(result.workdir), "store": str(result.store), "search_dir": str(result.search_dir),
+            "tracking_uri": result.tracking_uri, "experiment_id": search.experiment_id,
+            "parent_run_id": search.parent_run_id, "stored": result.extraction["stored"], "trials": len(search.trials),
+            "best_valid_wf1": search.best_valid_wf1, "test": search.test, "model_uri": search.model_uri,
+            "stage_seconds": result.stage_seconds,
+        }, default=str))
+    return 0
+
+
+COMMANDS = (
+    Command("pipeline", PipelineOptions, run, help="the main job: corpus, scan, extract, tune, best model on test"),
+)

@@ -1,0 +1,62 @@
+"""The result of evaluating a model on one split, and the metrics every epoch reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["EvalResult", "epoch_metrics"]
+
+
+@dataclass
+class EvalResult:
+    """Evaluation of one split. Metrics are fractions; arrays are aligned with ``utt_ids``.
+
+    ``predictions`` covers every utterance, ``labels`` holds -1 for unlabelled ones (excluded
+    from the metrics); ``representations`` are the classifier inputs, ``(N, D)``.
+    """
+
+    split: str
+    accuracy: float
+    weighted_f1: float
+    per_class_f1: dict[str, float]
+    support: dict[str, int]
+    confusion: list[list[int]]
+    loss: float
+    nfe: float
+    utt_ids: list[str]
+    dialog_ids: list[str]
+    labels: np.ndarray
+    predictions: np.ndarray
+    representations: np.ndarray | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON-able metrics (no per-utterance arrays)."""
+        return {
+            "split": self.split,
+            "accuracy": self.accuracy,
+            "weighted_f1": self.weighted_f1,
+            "per_class_f1": dict(self.per_class_f1),
+            "support": dict(self.support),
+            "confusion": self.confusion,
+            "loss": self.loss,
+            "nfe": self.nfe,
+            "utterances": len(self.utt_ids),
+            "labelled": int((self.labels >= 0).sum()),
+        }
+
+
+def epoch_metrics(epoch: int, stats: dict[str, float], valid: EvalResult) -> dict[str, float]:
+    """What the training loop reports after an epoch: ``stats`` from
+    :meth:`~dgnode.training.trainer.Trainer.train_epoch`, ``valid`` from its ``evaluate``."""
+    return {
+        "epoch": epoch,
+        "train_loss": stats["train_loss"],
+        "valid_wf1": valid.weighted_f1,
+        "valid_acc": valid.accuracy,
+        "valid_loss": valid.loss,
+        "nfe": stats["nfe"],
+        "epoch_time": stats["epoch_time"],
+    }
