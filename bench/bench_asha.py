@@ -125,7 +125,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-asha-") as scratch:
         store = Path(args.store) if args.store else make_store(Path(scratch), args.seed)
-        base_config = load_train_config(None, [f"data.store={store}", f"train.epochs={args.epochs}"])
+        base_config = load_train_config(None, {"data.store": str(store), "train.epochs": args.epochs})
         space = load_search_space(args.space, base_config)
         base_config = replace_dotted(base_config, space.fixed)
         data = load_conversations(store, base_config.data.modalities, base_config.data.normalise)

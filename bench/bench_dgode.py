@@ -37,18 +37,18 @@ from dgnode.training.trainer import Trainer
 STRUCTURE = Path(__file__).resolve().parents[1] / "dgnode" / "data" / "iemocap_structure.json"
 PAPER_DIMS = {"text": 1024, "audio": 1582, "vision": 342}
 VARIANTS = {
-    "bigru": ["model.name=bigru"],
-    "dgode_dopri5_1e-3": ["model.ode.method=dopri5", "model.ode.rtol=1e-3", "model.ode.atol=1e-4"],
-    "dgode_dopri5_1e-5": ["model.ode.method=dopri5", "model.ode.rtol=1e-5", "model.ode.atol=1e-7"],
-    "dgode_rk4_0.25": ["model.ode.method=rk4", "model.ode.step_size=0.25"],
-    "dgode_euler_0.1": ["model.ode.method=euler", "model.ode.step_size=0.1"],
+    "bigru": {"model.name": "bigru"},
+    "dgode_dopri5_1e-3": {"model.ode.method": "dopri5", "model.ode.rtol": 1e-3, "model.ode.atol": 1e-4},
+    "dgode_dopri5_1e-5": {"model.ode.method": "dopri5", "model.ode.rtol": 1e-5, "model.ode.atol": 1e-7},
+    "dgode_rk4_0.25": {"model.ode.method": "rk4", "model.ode.step_size": 0.25},
+    "dgode_euler_0.1": {"model.ode.method": "euler", "model.ode.step_size": 0.1},
 }
-REFERENCE = ["model.ode.method=dopri5", "model.ode.rtol=1e-7", "model.ode.atol=1e-9"]
+REFERENCE = {"model.ode.method": "dopri5", "model.ode.rtol": 1e-7, "model.ode.atol": 1e-9}
 
 
-def make_trainer(data, hidden: int, overrides: list[str], device: str) -> Trainer:
-    config = load_train_config(None, [f"model.hidden={hidden}", "train.seed=0", "train.nfe_cap=100000",
-                                      f"train.device={device}", *overrides])
+def make_trainer(data, hidden: int, overrides: dict, device: str) -> Trainer:
+    config = load_train_config(None, {"model.hidden": hidden, "train.seed": 0, "train.nfe_cap": 100000,
+                                      "train.device": device, **overrides})
     return Trainer(config, data)
 
 
