@@ -1,9 +1,10 @@
-"""cluster.yaml's autoscaling, rehearsed on this machine with Ray's fake multi-node provider.
+"""rehearse_autoscaling (dgnode.cluster.rehearsal): cluster.yaml's autoscaling, rehearsed on this
+machine with Ray's fake multi-node provider.
 
-`dgnode cluster rehearse` runs in a subprocess (the session's in-process `ray_local` may be up
-in this one): it starts a separate Ray head whose autoscaler launches fake nodes typed like
-cluster.yaml's worker types, pushes extraction-shaped GPU work (Ray Data actor pool,
-num_gpus=1) and tuning-shaped work through it, waits for the idle workers to be removed and
+The slow test runs `dgnode cluster rehearse` in a subprocess (the session's in-process
+`ray_local` may be up in this one): it starts a separate Ray head whose autoscaler launches fake
+nodes typed like cluster.yaml's worker types, pushes extraction-shaped GPU work (Ray Data actor
+pool, num_gpus=1) and tuning-shaped work through it, waits for the idle workers to be removed and
 stops. If the subprocess dies or times out, the teardown ends the head's session by the PID it
 wrote, so no Ray process outlives the test.
 """
@@ -19,8 +20,20 @@ from pathlib import Path
 import pytest
 
 from dgnode import cluster as C
+from dgnode.errors import DgnodeError
 
 GPU_TYPES = {"worker.gpu.a10g.4cpu", "worker.gpu.a10g.8cpu"}
+# `dgnode cluster ...` with only this package's commands (the full `dgnode` CLI loads every stage).
+DGNODE_CLUSTER = ("import sys; from dgnode.command import run_command; from dgnode.cluster.cli import COMMANDS; "
+                  "sys.exit(run_command(COMMANDS, sys.argv[1:]))")
+
+
+def test_rehearsal_refuses_a_process_with_ray_initialised(monkeypatch: pytest.MonkeyPatch, cluster_yaml: Path) -> None:
+    import ray
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: True)
+    with pytest.raises(DgnodeError, match="Ray is already initialised in this process"):
+        C.rehearse_autoscaling(cluster_yaml)
 
 
 def _tail(path: Path, lines: int = 40) -> str:
@@ -35,11 +48,11 @@ def test_gpu_workers_come_up_for_gpu_stages_and_go_when_idle(repo_root: Path, tm
     log_dir = tmp_path / "logs"
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_TOKEN", "RAY_AUTH_MODE")}
     command = [
-        sys.executable, "-m", "dgnode.cli", "cluster", "rehearse",
-        "--config", str(repo_root / "cluster.yaml"),
-        "--rows", "32", "--max-actors", "2", "--trials", "2",
-        "--idle-timeout-minutes", "0.1", "--max-workers-per-type", "2",
-        "--json", str(report_path), "--pid-file", str(pid_file), "--log-dir", str(log_dir),
+        sys.executable, "-c", DGNODE_CLUSTER, "cluster", "rehearse",
+        "--cluster_yaml", str(repo_root / "cluster.yaml"),
+        "--rows", "32", "--max_actors", "2", "--trials", "2",
+        "--idle_timeout_minutes", "0.1", "--max_workers_per_type", "2",
+        "--json", str(report_path), "--pid_file", str(pid_file), "--log_dir", str(log_dir),
     ]
     try:
         run = subprocess.run(command, cwd=repo_root, env=env, capture_output=True, text=True, timeout=420)

@@ -1,0 +1,87 @@
+"""The Ray cluster behind dgnode: check ``cluster.yaml``, and rehearse its autoscaling locally.
+
+``cluster.yaml`` (repository root) describes the AWS cluster for Ray's cluster launcher. This
+package reads it the way ``ray up`` does (:mod:`~dgnode.cluster.config`: Ray's own defaults and
+JSON schema, the resources each node type offers), checks it against what dgnode's stages ask Ray
+for (:mod:`~dgnode.cluster.checks`), turns its node types into a local fake cluster on which the
+autoscaler really launches and removes (simulated) nodes (:mod:`~dgnode.cluster.local`), and runs
+stage-shaped work on that cluster (:mod:`~dgnode.cluster.rehearsal`)::
+
+    config = load_cluster_config("cluster.yaml")
+    for finding in check_cluster_config(config):
+        print(finding)                      # "error: head_start_ray_commands[2]: ..."
+    fake_node_types("cluster.yaml")         # {"worker.gpu.a10g.4cpu": {"resources": {...}, ...}}
+    report = rehearse_autoscaling("cluster.yaml")   # GPU nodes come up, work runs, nodes go
+
+The command line (``dgnode cluster check | rehearse``) is :mod:`~dgnode.cluster.cli`.
+"""
+
+from dgnode.cluster.checks import (
+    LOCAL_HOSTS,
+    PLACEHOLDER,
+    Finding,
+    check_cluster_config,
+    iter_commands,
+    placeholders,
+    world_open_ingress,
+)
+from dgnode.cluster.config import (
+    DEFAULT_CLUSTER_YAML,
+    DEFAULT_STAGE_DEMANDS,
+    INSTANCE_TYPES,
+    InstanceType,
+    StageDemand,
+    fits,
+    instance_type_of,
+    load_cluster_config,
+    max_hourly_cost,
+    node_type_resources,
+    worker_node_types,
+)
+from dgnode.cluster.local import (
+    FAKE_HEAD_NODE_TYPE,
+    FAKE_OBJECT_STORE_BYTES,
+    NODE_TYPE_LABEL,
+    TEMP_PREFIX,
+    LocalAutoscalingCluster,
+    fake_autoscaling_config,
+    fake_node_types,
+    session_processes,
+    stop_recorded_cluster,
+    stop_session,
+)
+from dgnode.cluster.rehearsal import RehearsalReport, StageRun, rehearse_autoscaling
+
+__all__ = [
+    "DEFAULT_CLUSTER_YAML",
+    "DEFAULT_STAGE_DEMANDS",
+    "FAKE_HEAD_NODE_TYPE",
+    "FAKE_OBJECT_STORE_BYTES",
+    "INSTANCE_TYPES",
+    "LOCAL_HOSTS",
+    "NODE_TYPE_LABEL",
+    "PLACEHOLDER",
+    "TEMP_PREFIX",
+    "Finding",
+    "InstanceType",
+    "LocalAutoscalingCluster",
+    "RehearsalReport",
+    "StageDemand",
+    "StageRun",
+    "check_cluster_config",
+    "fake_autoscaling_config",
+    "fake_node_types",
+    "fits",
+    "instance_type_of",
+    "iter_commands",
+    "load_cluster_config",
+    "max_hourly_cost",
+    "node_type_resources",
+    "placeholders",
+    "rehearse_autoscaling",
+    "session_processes",
+    "stop_recorded_cluster",
+    "stop_session",
+    "worker_node_types",
+    "world_open_ingress",
+]
