@@ -80,12 +80,13 @@ def build_parser(commands: Iterable[Command], prog: str = "dgnode", description:
             top.add_subcommand(head, _command_parser(command, f"{prog} {head}"), help=command.help)
     for head, members in children.items():
         group = ArgumentParser(prog=f"{prog} {head}", exit_on_error=False)
+        # jsonargparse wants a level attached to its parent before it gets subcommands of its own.
+        top.add_subcommand(head, group, help=", ".join(c.name.partition(" ")[2] for c in members))
         sub = group.add_subcommands(dest="subcommand", required=True)
         for command in members:
             tail = command.name.partition(" ")[2]
             sub.add_subcommand(tail, _command_parser(command, f"{prog} {command.name}"), help=command.help)
         groups[head] = group
-        top.add_subcommand(head, group, help=", ".join(c.name.partition(" ")[2] for c in members))
     return root
 
 
@@ -119,8 +120,10 @@ def _command_parser(command: Command, prog: str):
     parser = ArgumentParser(prog=prog, description=(command.options.__doc__ or "").split("\n\n")[0],
                             exit_on_error=False)
     hints = get_type_hints(command.options)
+    defaults = {f.name: f.default for f in dataclasses.fields(command.options)}
     for name in command.positional:
-        parser.add_argument(name, type=hints[name], help=_field_help(command.options, name))
+        optional = {} if defaults[name] is dataclasses.MISSING else {"nargs": "?", "default": defaults[name]}
+        parser.add_argument(name, type=hints[name], help=_field_help(command.options, name), **optional)
     parser.add_class_arguments(command.options, None, skip=set(command.positional), sub_configs=True)
     if command.config is not None:
         parser.add_class_arguments(command.config, None, sub_configs=True)
