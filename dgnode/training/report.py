@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dgnode.atomic import write_json
 from dgnode.options import to_dict
 from dgnode.features.store import SPLITS
 from dgnode.reporting.metrics import paper_reference
-from dgnode.reporting.report import write_json
 
 if TYPE_CHECKING:
     from dgnode.features.dataset import ConversationSet
@@ -59,7 +59,7 @@ def write_run_outputs(report: dict[str, Any], test: "EvalResult | None", label_n
 
     if test is not None and config.report.plots:
         report["plots"] = write_figures(test, label_names, out_dir, config.report.tsne_points, config.train.seed)
-    write_json(report, out_dir / REPORT_FILE)
+    write_json(out_dir / REPORT_FILE, report)
 
 
 def write_figures(result: "EvalResult", label_names: list[str], out_dir: Path, tsne_points: int, seed: int) -> dict[str, str]:

@@ -346,7 +346,7 @@ def fit(
     """
     from tqdm import tqdm
 
-    from dgnode.reporting.report import write_json
+    from dgnode.atomic import write_json
     from dgnode.training.report import build_report, write_run_outputs
 
     out = Path(out_dir)
@@ -369,7 +369,7 @@ def fit(
         history.append(metrics)
         if trainer.update_best(epoch, valid.weighted_f1):
             trainer.save_model(out / BEST_CHECKPOINT, extra={"valid": valid.summary()})
-        write_json({"history": history}, out / HISTORY_FILE)
+        write_json(out / HISTORY_FILE, {"history": history})
         bar.set_postfix(loss=f"{stats['train_loss']:.3f}", valid_wf1=f"{valid.weighted_f1:.3f}", best=trainer.best_epoch)
         try:
             for callback in callbacks:
