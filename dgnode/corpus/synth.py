@@ -130,7 +130,6 @@ class SynthSummary:
         return {name: counts.get(index, 0) for index, name in enumerate(scheme.label_names)}
 
 
-
 def synthesize_corpus(out_dir: str | Path, config: SynthConfig | None = None, progress: bool | None = False) -> SynthSummary:
     """Write a synthetic raw IEMOCAP release under ``out_dir``; see the module docstring."""
     from tqdm import tqdm

@@ -103,7 +103,6 @@ def layout_times(rng: np.random.Generator, speakers: list[str], durations: list[
     return starts
 
 
-
 def _votes(rng: np.random.Generator, code: str, variant: str | None, speaker: str):
     """Rater lines for an utterance and the majority category they give by design."""
     raters = [str(r) for r in rng.choice(_VOTE_RATERS, size=3, replace=False)]
@@ -179,4 +178,3 @@ def add_noise_tag(rng: np.random.Generator, utterance: SynthUtterance, tag: str)
 def set_variant(rng: np.random.Generator, utterance: SynthUtterance) -> None:
     candidates = [i for i, token in enumerate(utterance.tokens) if not token.startswith("++")]
     utterance.variant_token = int(rng.choice(candidates))
-

@@ -184,4 +184,3 @@ def _wdseg_lines(rng: np.random.Generator, u: SynthUtterance) -> list[str]:
         first = last + 1
     lines.append(f" Total score: {total:11d}")
     return lines
-

@@ -107,8 +107,6 @@ class SynthConfig:
         return (0.12, 0.36) if self.structure else (1.0, 4.0)
 
 
-
-
 def plan_corpus(config: SynthConfig) -> list[SynthDialogue]:
     """The dialogues of the corpus, sorted by id, with utterances in conversation order."""
     if config.structure is not None:
@@ -121,7 +119,6 @@ def plan_corpus(config: SynthConfig) -> list[SynthDialogue]:
     for index, dialog_id in enumerate(sorted(list(TRAP_DIALOGUES) + extra)):
         dialogues.append(_plan_mini_dialogue(dialog_id, index, config))
     return dialogues
-
 
 
 def _plan_mini_dialogue(dialog_id: str, index: int, config: SynthConfig) -> SynthDialogue:
@@ -173,7 +170,6 @@ def _plan_mini_dialogue(dialog_id: str, index: int, config: SynthConfig) -> Synt
     )
     apply_encoding_traps(dialogue)
     return dialogue
-
 
 
 def _plan_structure(config: SynthConfig) -> list[SynthDialogue]:
@@ -289,4 +285,3 @@ def _load_structure(path: Path) -> dict:
         if not all(isinstance(x, int) and 0 <= x < len(names) for x in labels):
             raise InputError(f"dialogues.{dialog_id}.labels: expected indices 0..{len(names) - 1}", str(path))
     return structure
-

@@ -62,7 +62,6 @@ def carve_validation(train_ids: list[str], fraction: float = VALID_FRACTION) -> 
     return sorted(ranked[:k])
 
 
-
 def read_dialogues(path: Path, layout: PickleLayout) -> PickleDialogues:
     """The dialogues named by the file's split lists, in split-list order."""
     dataset = layout.dataset if layout.dataset is not None else infer_dataset(list(layout.labels), path)
@@ -195,7 +194,6 @@ def _assign_splits(splits: dict[str, list], path: Path) -> dict[Any, str]:
     return assignment
 
 
-
 def _resolve_utt_ids(dialogues: list[PickleDialogue]) -> None:
     """Keep the file's utterance ids when they are unique strings, else name rows ``<dialog>_<i>``."""
     given = [u for d in dialogues for u in (d.utt_ids or [])]
@@ -207,4 +205,3 @@ def _resolve_utt_ids(dialogues: list[PickleDialogue]) -> None:
     for d in dialogues:
         if not usable:
             d.utt_ids = [f"{d.dialog_id}_{i:03d}" for i in range(len(d.labels))]
-

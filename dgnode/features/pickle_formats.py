@@ -150,4 +150,3 @@ def _id_list(value: Any, name: str, path: Path) -> list:
     if isinstance(value, dict):
         return list(value)
     raise InputError(f"{name} should be a list or set of dialogue ids, got {type(value).__name__}", path=str(path))
-

@@ -98,4 +98,3 @@ def restricted_load(path: str | Path, encoding: str = "latin1") -> Any:
         ) from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, OverflowError, MemoryError) as error:
         raise InputError(f"not a readable pickle ({type(error).__name__}: {error})", path=str(path)) from None
-
