@@ -7,7 +7,7 @@ CPU part (always; baselines measured in the same run, on the same synthetic corp
   seconds, utterances/s, ratio. ``ray_init_s`` is reported apart.
 * ``decode``: one utterance's video input by segment decoding (10 frames) vs decoding the whole
   dialogue and cutting: seconds per utterance and for all utterances of the dialogue, ratios;
-  peak memory of each (fresh subprocesses, :mod:`dgnode.media.memprobe`).
+  peak memory of each (fresh subprocesses, ``bench/memprobe.py``).
 * ``memory``: peak memory of decoding one segment from a 5-minute dialogue vs a 10-second one
   (median of ``--probe-runs`` subprocesses each); the ratio must stay within 20%.
 
@@ -36,8 +36,8 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
+from bench.memprobe import probe  # noqa: E402
 from dgnode.corpus import synth_media  # noqa: E402
-from dgnode.media.memprobe import probe  # noqa: E402
 
 
 # -- corpus ----------------------------------------------------------------------------------
@@ -98,7 +98,7 @@ def bench_pipeline(manifest: Path, work: Path, max_batch_size: int) -> dict:
 
 # -- CPU: segment vs whole-dialogue decoding -------------------------------------------------
 def bench_decode(work: Path, seconds: float, utterances: int, probe_runs: int) -> dict:
-    from dgnode.media.memprobe import decode_whole
+    from bench.memprobe import decode_whole
     from dgnode.media.video import VideoSource, read_video_segment
 
     video = str(write_dialogue(work / "Ses01F_impro09.avi", seconds))

@@ -1,47 +1,65 @@
-"""`dgnode features import|synth|info`: fill a feature store from pickles or synthesis, and inspect one."""
+"""``dgnode features import|synth|info``: fill a feature store from pickles or synthesis, and inspect one."""
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 
+from dgnode.command import Command
 from dgnode.errors import InputError
+from dgnode.features.pickle_formats import CosmicText, Dataset, PickleFormat
+from dgnode.features.synth import SynthConfig
+
+__all__ = ["COMMANDS", "DEFAULT_DIMS", "ImportOptions", "InfoOptions", "SynthOptions", "parse_dims"]
 
 DEFAULT_DIMS = "text=1024,audio=1582,vision=342"
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    features = subparsers.add_parser("features", help="feature stores: import standard pickles, synthesise, inspect")
-    commands = features.add_subparsers(dest="features_command", metavar="SUBCOMMAND", required=True)
+@dataclass
+class ImportOptions:
+    """Import an MMGCN/DialogueRNN or COSMIC feature pickle into a feature store.
+    Pickles are read allowing only builtin containers and numpy arrays; anything else is refused.
 
-    importer = commands.add_parser(
-        "import",
-        help="import an MMGCN/DialogueRNN or COSMIC feature pickle (read with a restricted unpickler)",
-        description="Pickles are read allowing only builtin containers and numpy arrays; anything else is refused.",
-    )
-    importer.add_argument("file", help="the .pkl file")
-    importer.add_argument("--format", required=True, choices=("mmgcn", "cosmic"), help="layout of the pickle")
-    importer.add_argument("--store", required=True, help="feature store directory (created if missing)")
-    importer.add_argument("--dataset", choices=("iemocap", "meld"), help="label names to use (default: inferred from the dialogue ids)")
-    importer.add_argument(
-        "--text-from", default="roberta1", choices=("roberta1", "roberta2", "roberta3", "roberta4", "mean"),
-        help="COSMIC only: which RoBERTa vector becomes the text feature (mean = average of the four)",
-    )
-    importer.set_defaults(handler=_import)
+    Attributes:
+        file: the .pkl file
+        format: layout of the pickle
+        store: feature store directory (created if missing)
+        dataset: label names to use (default: inferred from the dialogue ids)
+        text_from: COSMIC only: which RoBERTa vector becomes the text feature (mean = average of the four)
+    """
 
-    synth = commands.add_parser("synth", help="synthetic features with planted fusion and context signal over a real structure")
-    synth.add_argument("--structure", required=True, help="structure JSON, e.g. dgnode/data/iemocap_structure.json")
-    synth.add_argument("--store", required=True, help="feature store directory (created if missing)")
-    synth.add_argument("--dims", default=DEFAULT_DIMS, help=f"modality=dim list (default {DEFAULT_DIMS})")
-    synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--noise", type=float, help="latent noise std (default 1.0): higher is harder")
-    synth.add_argument("--drop", type=float, help="fraction of (utterance, modality) pairs without class signal (default 0.35)")
-    synth.add_argument("--context-only", type=float, help="fraction of utterances with class signal only through context (default 0.15)")
-    synth.add_argument("--mood", type=float, help="strength of the speaker-state vector (default 1.0)")
-    synth.set_defaults(handler=_synth)
+    file: str
+    format: PickleFormat
+    store: str
+    dataset: Dataset | None = None
+    text_from: CosmicText = "roberta1"
 
-    info = commands.add_parser("info", help="rows, dialogues per split, dims, label counts and fingerprint of a store")
-    info.add_argument("--store", required=True, help="feature store directory")
-    info.set_defaults(handler=_info)
+
+@dataclass
+class SynthOptions:
+    """Synthetic features with planted fusion and context signal over a real conversation structure.
+
+    Attributes:
+        structure: structure JSON, e.g. dgnode/data/iemocap_structure.json
+        store: feature store directory (created if missing)
+        dims: modality=dim list
+        seed: random seed; a seed reproduces the store exactly
+    """
+
+    structure: str
+    store: str
+    dims: str = DEFAULT_DIMS
+    seed: int = 0
+
+
+@dataclass
+class InfoOptions:
+    """Rows, dialogues per split, dims, label counts and fingerprint of a feature store.
+
+    Attributes:
+        store: feature store directory
+    """
+
+    store: str
 
 
 def parse_dims(text: str) -> dict[str, int]:
@@ -62,10 +80,11 @@ def parse_dims(text: str) -> dict[str, int]:
     return dims
 
 
-def _import(args: argparse.Namespace) -> int:
+def run_import(options: ImportOptions) -> int:
     from dgnode.features.pickles import import_pickle
 
-    report = import_pickle(args.file, args.format, args.store, dataset=args.dataset, text_from=args.text_from)
+    report = import_pickle(options.file, options.format, options.store, dataset=options.dataset,
+                           text_from=options.text_from)
     rows = [
         ("file", report.path),
         ("format / dataset", f"{report.format} / {report.dataset}"),
@@ -80,32 +99,28 @@ def _import(args: argparse.Namespace) -> int:
     return 0
 
 
-def _synth(args: argparse.Namespace) -> int:
-    from dgnode.features.synth import SynthConfig, synthesize_features
+def run_synth(options: SynthOptions, config: SynthConfig) -> int:
+    from dgnode.features.synth import synthesize_features
 
-    config = SynthConfig()
-    for name in ("noise", "drop", "context_only", "mood"):
-        value = getattr(args, name)
-        if value is not None:
-            setattr(config, name, value)
     try:
         config.validate()
     except ValueError as error:
         raise InputError(str(error)) from None
-    store = synthesize_features(args.structure, args.store, parse_dims(args.dims), seed=args.seed, config=config)
+    store = synthesize_features(options.structure, options.store, parse_dims(options.dims), seed=options.seed,
+                                config=config)
     skipped = store.metadata.extra.get("skipped_dialogues", [])
     _print_summary(
         store,
-        title=f"synthetic store {store.root} (seed {args.seed})",
+        title=f"synthetic store {store.root} (seed {options.seed})",
         extra_rows=[("skipped (in no split)", f"{len(skipped)}" + (f": {', '.join(map(str, skipped[:10]))}" if skipped else ""))],
     )
     return 0
 
 
-def _info(args: argparse.Namespace) -> int:
+def run_info(options: InfoOptions) -> int:
     from dgnode.features.store import FeatureStore
 
-    _print_summary(FeatureStore.open(args.store), title=None)
+    _print_summary(FeatureStore.open(options.store), title=None)
     return 0
 
 
@@ -138,3 +153,13 @@ def _print_table(title: str, rows: list[tuple[str, str]]) -> None:
     for key, value in rows:
         table.add_row(key, value)
     Console(width=140).print(table)
+
+
+COMMANDS = (
+    Command("features import", ImportOptions, run_import, positional=("file",),
+            help="import an MMGCN/DialogueRNN or COSMIC feature pickle (read with a restricted unpickler)"),
+    Command("features synth", SynthOptions, run_synth, config=SynthConfig,
+            help="synthetic features with planted fusion and context signal over a real structure"),
+    Command("features info", InfoOptions, run_info,
+            help="rows, dialogues per split, dims, label counts and fingerprint of a store"),
+)

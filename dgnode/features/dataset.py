@@ -33,8 +33,9 @@ from typing import Iterator, Literal, Sequence
 import numpy as np
 import torch
 
+from dgnode.corpus.splits import SPLITS
 from dgnode.errors import InputError
-from dgnode.features.store import MODALITIES, SPLITS, FeatureStore
+from dgnode.features.store import MODALITIES, FeatureStore
 
 Normalisation = Literal["standard", "l2", "none"]
 STD_FLOOR = 1e-6
@@ -175,7 +176,7 @@ def load_conversations(
         train_rows = splits == "train"
         stats = {}
         for m in wanted:
-            mean, std = _fit_standard(vectors[m][train_rows])
+            mean, std = fit_standard(vectors[m][train_rows])
             vectors[m] = (vectors[m] - mean) / std
             stats[m] = {"mean": torch.from_numpy(mean), "std": torch.from_numpy(std)}
         normalisation.update(fit_split="train", fit_rows=int(train_rows.sum()), std_floor=STD_FLOOR, stats=stats)
@@ -279,7 +280,9 @@ def _normalise_rows(matrix: np.ndarray, method: Normalisation) -> np.ndarray:
     return matrix
 
 
-def _fit_standard(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def fit_standard(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-dimension ``mu`` and ``sigma`` of the ``(rows, dim)`` train vectors (float32), with
+    ``sigma < STD_FLOOR`` replaced by 1 (see the module docstring)."""
     # Accumulate in float64: 1582-d audio features with large means lose digits in float32.
     mean = train.mean(axis=0, dtype=np.float64)
     std = train.std(axis=0, dtype=np.float64)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -35,11 +34,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dgnode.atomic import atomic_write, write_text
+from dgnode.corpus.splits import SPLITS
 from dgnode.errors import InputError
 
 MODALITIES = ("text", "audio", "vision")
 KEY_COLUMNS = ("dialog_id", "utt_id", "order", "speaker", "label", "split")
-SPLITS = ("train", "valid", "test")
 METADATA_FILE = "metadata.json"
 FAILURES_DIR = "failures"
 FAILURE_COLUMNS = ("utt_id", "dialog_id", "modality", "path", "error")
@@ -133,7 +133,7 @@ class FeatureStore:
                 )
             return store
         root.mkdir(parents=True, exist_ok=True)
-        _atomic_write_text(root / METADATA_FILE, json.dumps(dataclasses.asdict(metadata), indent=2))
+        write_text(root / METADATA_FILE, json.dumps(dataclasses.asdict(metadata), indent=2))
         return cls(root, metadata)
 
     @classmethod
@@ -310,12 +310,4 @@ def _as_matrix(column: pd.Series, modality: str, dim: int, root: Path) -> np.nda
 
 
 def _atomic_write_parquet(table: pa.Table, path: Path) -> None:
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    pq.write_table(table, temporary)
-    os.replace(temporary, path)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
+    atomic_write(path, lambda temporary: pq.write_table(table, temporary))

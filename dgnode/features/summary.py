@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from dgnode.features.store import SPLITS, FeatureStore
+from dgnode.corpus.splits import SPLITS
+from dgnode.features.store import FeatureStore
 
 
 @dataclass

@@ -7,9 +7,6 @@ when the labels are IEMOCAP's six classes, one row with the paper's numbers.
 
 from __future__ import annotations
 
-import json
-import math
-from pathlib import Path
 from typing import Any
 
 from dgnode.reporting.metrics import display_name, paper_reference
@@ -59,23 +56,3 @@ def run_table(report: dict[str, Any], title: str = "Run"):
             value = report[key]
             table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     return table
-
-
-def write_json(data: dict[str, Any], path: str | Path) -> Path:
-    """JSON with NaN/inf turned into null (strict JSON readers reject them)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(_finite(data), indent=2, sort_keys=False), encoding="utf-8")
-    temporary.replace(path)
-    return path
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value

@@ -137,7 +137,7 @@ def _status_counts(result: StudyResult) -> dict[str, int]:
 
 def write_study(result: StudyResult) -> dict[str, Path]:
     """Write every study file into ``result.spec.out``; returns ``{name: path}``."""
-    from dgnode.reporting.report import write_json
+    from dgnode.atomic import write_json
 
     spec = result.spec
     out = Path(spec.out)
@@ -157,6 +157,7 @@ def write_study(result: StudyResult) -> dict[str, Path]:
     runs.to_csv(paths["runs"], index=False)
     paths["markdown"].write_text(render_markdown(result, summary, tests), encoding="utf-8")
     write_json(
+        paths["json"],
         {
             "spec": asdict(spec),
             "runner": result.runner,
@@ -166,6 +167,5 @@ def write_study(result: StudyResult) -> dict[str, Path]:
             "tests": json.loads(tests.to_json(orient="records")),
             "runs": json.loads(runs.to_json(orient="records")),
         },
-        paths["json"],
     )
     return paths

@@ -1,4 +1,4 @@
-"""`dgnode corpus synth|scan` through dgnode.cli.main."""
+"""`dgnode corpus synth|scan` through the corpus package's COMMANDS."""
 
 from __future__ import annotations
 
@@ -7,13 +7,18 @@ from collections import Counter
 
 import pytest
 
-from dgnode.cli import main
+from dgnode.command import run_command
+from dgnode.corpus.cli import COMMANDS
 from dgnode.corpus.labels import get_scheme
 from dgnode.corpus.manifest import load_manifest, load_rejects
 
 
+def main(argv: list[str]) -> int:
+    return run_command(COMMANDS, argv)
+
+
 def test_synth_then_scan(scratch_dir, capsys):
-    assert main(["corpus", "synth", str(scratch_dir / "raw"), "--seed", "2", "--no-video", "--dialogs", "5"]) == 0
+    assert main(["corpus", "synth", str(scratch_dir / "raw"), "--seed", "2", "--video", "false", "--dialogs", "5"]) == 0
     out = capsys.readouterr().out
     assert "dialogues" in out and "utterances" in out
     assert not list((scratch_dir / "raw").rglob("*.avi"))
@@ -30,7 +35,7 @@ def test_synth_then_scan(scratch_dir, capsys):
 
 
 def test_strict_scan_exit_code_and_message(scratch_dir, capsys):
-    assert main(["corpus", "synth", str(scratch_dir / "raw"), "--no-video", "--dialogs", "5"]) == 0
+    assert main(["corpus", "synth", str(scratch_dir / "raw"), "--video", "false", "--dialogs", "5"]) == 0
     transcription = scratch_dir / "raw" / "IEMOCAP_full_release" / "Session3" / "dialog" / "transcriptions" / "Ses03M_impro05a.txt"
     lines = transcription.read_text().split("\n")
     index = next(i for i, line in enumerate(lines) if line.startswith("Ses03M_impro05a_"))
@@ -55,14 +60,14 @@ def test_bad_synth_arguments_are_one_line_errors(scratch_dir, capsys):
     (scratch_dir / "s.json").write_text("{not json")
     assert main(["corpus", "synth", str(scratch_dir / "x"), "--structure", str(scratch_dir / "s.json")]) == 2
     assert f"{scratch_dir / 's.json'}:1: not valid JSON" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["corpus", "scan", str(scratch_dir), "--out", str(scratch_dir / "o"), "--labels", "seven"])
+    assert main(["corpus", "scan", str(scratch_dir), "--out", str(scratch_dir / "o"), "--labels", "seven"]) == 2
+    assert "labels" in capsys.readouterr().err
 
 
 @pytest.mark.slow
 def test_structure_corpus_reproduces_the_real_counts(scratch_dir, iemocap_structure_path, capsys):
     raw, out = scratch_dir / "raw", scratch_dir / "scan"
-    assert main(["corpus", "synth", str(raw), "--structure", str(iemocap_structure_path), "--no-video"]) == 0
+    assert main(["corpus", "synth", str(raw), "--structure", str(iemocap_structure_path), "--video", "false"]) == 0
     assert main(["corpus", "scan", str(raw), "--out", str(out), "--json"]) == 0
     merc6 = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert (merc6["sessions"], merc6["dialogues"], merc6["utterances"], merc6["labelled"]) == (5, 151, 10039, 7433)

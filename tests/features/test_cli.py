@@ -1,4 +1,4 @@
-"""`dgnode features import|synth|info` through dgnode.cli.main."""
+"""`dgnode features import|synth|info` through the features package's COMMANDS."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pickle
 import numpy as np
 import pytest
 
-from dgnode.cli import main
+from dgnode.command import run_command
 from dgnode.errors import InputError
-from dgnode.features.cli import parse_dims
+from dgnode.features.cli import COMMANDS, parse_dims
 from dgnode.features.store import FeatureStore
 
 STRUCTURE = {
@@ -27,6 +27,10 @@ STRUCTURE = {
         "e": {"speakers": ["X"], "labels": [0]},
     },
 }
+
+
+def main(argv: list[str]) -> int:
+    return run_command(COMMANDS, argv)
 
 
 def test_synth_then_info(tmp_path, capsys):
