@@ -60,6 +60,10 @@ def run_tune(options: TuneOptions, config: TrainConfig) -> int:
         outcome = run_search(options.out, config, options.space, settings, tracking_uri=options.tracking_uri,
                              progress=options.progress, stop_after=options.stop_after)
 
+    if outcome.already_complete:
+        console.print(f"the search in {outcome.out_dir} is already complete: nothing to resume "
+                      f"(best trial {outcome.best_trial_id}, model {outcome.model_uri})")
+        return 0
     table = Table(title=f"search {outcome.parent_run_id[:8]} in {outcome.out_dir}")
     for column in ("trial", "status", "epochs", "best valid wF1", "note"):
         table.add_column(column, justify="right" if column in ("epochs", "best valid wF1") else "left")
