@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 from tqdm import tqdm
 
 from dgnode.features.dataset import collate, load_conversations
@@ -55,9 +56,9 @@ def parse_dims(text: str) -> dict[str, int]:
     return {name: int(value) for name, value in (item.split("=") for item in text.split(","))}
 
 
-def bench_model(name: str, profile: str, data, stored, dialogues: list, repeats: int, overrides: list[str]) -> dict:
+def bench_model(name: str, profile: str, data, stored, dialogues: list, repeats: int, overrides: dict) -> dict:
     config_path = ROOT / "configs" / f"{name}_{profile}.yaml"
-    config = load_train_config(config_path, [*overrides, "model.wf=0"])
+    config = load_train_config(config_path, {**overrides, "model.wf": 0})
     torch.manual_seed(0)
     model = build_model(config.model, data.dims, data.num_speakers, data.num_classes).eval()
     predictor = StreamingPredictor(model, config.model, data.dims, data.label_names, data.normalisation, data.num_speakers)
@@ -118,7 +119,8 @@ def main() -> None:
     parser.add_argument("--dims", default="text=1024,audio=1024,vision=1024", help="feature dims (ImageBind: 1024 each)")
     parser.add_argument("--repeats", type=int, default=3, help="streams and batch passes per dialogue (median)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], help="config override for every model")
+    parser.add_argument("--overrides", type=yaml.safe_load, default={},
+                        help="train-config keys for every model, a YAML mapping: '{model.hidden: 64}'")
     parser.add_argument("--out", default=None, help="also write the JSON here")
     args = parser.parse_args()
     if args.threads:
