@@ -59,7 +59,8 @@ def write_dialogue(path: Path, seconds: float) -> Path:
 def bench_pipeline(manifest: Path, work: Path, max_batch_size: int) -> dict:
     import ray
 
-    from dgnode.embedding.pipeline import ExtractConfig, run_extraction
+    from dgnode.embedding.config import ExtractConfig
+    from dgnode.embedding.pipeline import run_extraction
 
     def config(store: str) -> ExtractConfig:
         return ExtractConfig(manifest=str(manifest), store=str(work / store), model="tiny",

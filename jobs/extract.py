@@ -7,29 +7,11 @@ Inside a Ray job the driver joins the job's cluster (the job server sets ``RAY_A
 extraction honours), so ``--address`` is only needed when running this file by hand.
 """
 
-from __future__ import annotations
-
-import argparse
-import os
 import sys
+from pathlib import Path
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from dgnode.embedding.cli import add_extract_arguments, extract_command  # noqa: E402
-from dgnode.errors import DgnodeError  # noqa: E402
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="jobs/extract.py", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_extract_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return extract_command(args)
-    except DgnodeError as error:
-        print(f"jobs/extract.py: error: {error}", file=sys.stderr)
-        return 2
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable from a plain checkout
+from dgnode.cli import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["extract", *sys.argv[1:]]))

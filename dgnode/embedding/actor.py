@@ -27,6 +27,15 @@ import torch
 from dgnode.embedding.model import LoadedImageBind, build_imagebind
 from dgnode.media.text import TextConfig, tokenize
 
+__all__ = [
+    "BatchStats",
+    "EmbedActor",
+    "Embedder",
+    "INPUT_COLUMNS",
+    "OutOfMemoryError",
+    "simulated_oom_hook",
+]
+
 log = logging.getLogger(__name__)
 
 # Raised by the CUDA caching allocator (torch.cuda.OutOfMemoryError is the same class).

@@ -45,6 +45,16 @@ from typing import Sequence
 
 from dgnode.embedding.model import ImageBindSpec
 
+__all__ = [
+    "BatchPlan",
+    "TrunkShape",
+    "activation_bytes_per_item",
+    "parameter_count",
+    "plan_batch_sizes",
+    "trunk_shapes",
+    "weight_bytes",
+]
+
 GB = 1e9
 TEXT_VOCAB = 49408
 TEXT_CONTEXT = 77

@@ -25,6 +25,20 @@ from torch.overrides import TorchFunctionMode
 
 from dgnode.errors import InputError
 
+__all__ = [
+    "EXTRACTED_MODALITIES",
+    "HUGE",
+    "HUGE_NEEDS_CHECKPOINT",
+    "IMAGEBIND_ONLY_MODALITIES",
+    "ImageBindSpec",
+    "LoadedImageBind",
+    "SPECS",
+    "TINY",
+    "build_imagebind",
+    "resolve_device",
+    "sha256_file",
+]
+
 EXTRACTED_MODALITIES = ("text", "audio", "vision")
 IMAGEBIND_ONLY_MODALITIES = ("thermal", "depth", "imu")
 HUGE_NEEDS_CHECKPOINT = (

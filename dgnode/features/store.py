@@ -43,6 +43,7 @@ KEY_COLUMNS = ("dialog_id", "utt_id", "order", "speaker", "label", "split")
 METADATA_FILE = "metadata.json"
 FAILURES_DIR = "failures"
 FAILURE_COLUMNS = ("utt_id", "dialog_id", "modality", "path", "error")
+PROVENANCE_DIR = "provenance"
 # Inputs that identify what a store's rows were made from (hashes of the structure file or pickle).
 IDENTITY_EXTRA_KEYS = ("structure_sha256", "pickle_sha256")
 
@@ -258,6 +259,28 @@ class FeatureStore:
         for part in self.part_paths():
             digest.update(f"{part.name}:{part.stat().st_size}".encode())
         return digest.hexdigest()[:16]
+
+    # -- provenance ------------------------------------------------------------------------
+    def append_provenance(self, rows: pd.DataFrame | pa.Table) -> int:
+        """Record how utterances were made (extraction: frames and audio source used), one new
+        part per call; ``rows`` needs ``utt_id``, any other columns are kept as they are."""
+        from dgnode.atomic import atomic_write
+
+        table = rows if isinstance(rows, pa.Table) else pa.Table.from_pandas(rows, preserve_index=False)
+        if "utt_id" not in table.column_names:
+            raise ValueError("provenance rows lack column utt_id")
+        if not table.num_rows:
+            return 0
+        name = f"part-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:12]}.parquet"
+        atomic_write(self.root / PROVENANCE_DIR / name, lambda tmp: pq.write_table(table, tmp))
+        return table.num_rows
+
+    def read_provenance(self) -> pd.DataFrame:
+        """Every provenance row (one per processed utterance and run, oldest part first)."""
+        parts = sorted((self.root / PROVENANCE_DIR).glob("part-*.parquet"))
+        if not parts:
+            return pd.DataFrame(columns=["utt_id"])
+        return pd.concat([pq.read_table(p).to_pandas() for p in parts], ignore_index=True)
 
     # -- failures --------------------------------------------------------------------------
     def append_failures(self, failures: pd.DataFrame) -> int:
