@@ -73,7 +73,7 @@ def render_markdown(result: StudyResult, summary: pd.DataFrame, tests: pd.DataFr
     parts += [
         f"- Store: {store_line}",
         f"- Seeds: {len(seeds)} ({seeds[0]}..{seeds[-1]}), the same for every model and mode; scores on the test split, in percent.",
-        f"- Modes: offline = the model's own window (future context, bidirectional encoders); causal = `wf=0`.",
+        "- Modes: offline = the model's own window (future context, bidirectional encoders); causal = `wf=0`.",
         f"- Runner: {result.runner}; wall time {result.wall_time_s:.0f} s; runs: "
         + ", ".join(f"{n} {status}" for status, n in _status_counts(result).items()),
     ]

@@ -89,7 +89,6 @@ def run_search(
     """
     if stop_after is not None and stop_after < 1:
         raise DgnodeError(f"stop_after must be >= 1, got {stop_after}")
-    from dgnode.tracking.runs import ensure_experiment, provenance_tags
     from dgnode.tracking.server import check_tracking_uri, resolve_tracking_uri
 
     started = time.perf_counter()
