@@ -93,7 +93,8 @@ def run_train(options: TrainOptions, config: TrainConfig) -> int:
         "best_valid_weighted_f1": result.best_valid_wf1,
     }
     if result.test is not None:
-        console.print(metrics_table(result.test.summary(), data.label_names, title="Test (best checkpoint)"))
+        console.print(metrics_table(result.test.summary(), data.label_names, title="Test (best checkpoint)",
+                                    model=config.model.name))
         final.update(
             test_weighted_f1=result.test.weighted_f1,
             test_accuracy=result.test.accuracy,
@@ -113,7 +114,8 @@ def run_evaluate(options: EvaluateOptions) -> int:
     trainer, config = load_run(options.run, store=options.store, device=options.device)
     summary = trainer.evaluate(options.split).summary()
     write_json(Path(options.run) / f"eval_{options.split}.json", summary)
-    Console(width=120).print(metrics_table(summary, trainer.data.label_names, title=f"{options.split} ({options.run})"))
+    Console(width=120).print(metrics_table(summary, trainer.data.label_names, title=f"{options.split} ({options.run})",
+                                           model=config.model.name))
     print(json.dumps({"run": str(options.run), "model": config.model.name, **summary}), flush=True)
     return 0
 
