@@ -134,7 +134,9 @@ class TrainConfig:
         report: figures
     """
 
-    model: Any = field(default_factory=lambda: {"name": "dgode"})
+    # Declared as the mapping it is read from (YAML, --model.KEY flags); __post_init__ turns it
+    # into the registered config dataclass of model.name, which is what the attribute then holds.
+    model: dict[str, Any] = field(default_factory=lambda: {"name": "dgode"})
     optim: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: LoopConfig = field(default_factory=LoopConfig)
