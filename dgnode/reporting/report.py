@@ -56,3 +56,21 @@ def run_table(report: dict[str, Any], title: str = "Run"):
             value = report[key]
             table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     return table
+
+
+def models_table():
+    """Every registered model with each of its options and the default (``dgnode models``)."""
+    import dataclasses
+
+    from rich.table import Table
+
+    from dgnode.models.registry import available_models, model_spec
+    from dgnode.options import flatten
+
+    table = Table(title="models (set with --model.name NAME, options with --model.KEY VALUE)")
+    for column in ("model", "option", "default"):
+        table.add_column(column)
+    for name in available_models():
+        for key, value in flatten(dataclasses.asdict(model_spec(name).config_class())).items():
+            table.add_row(name if key == "name" else "", key, repr(value))
+    return table
