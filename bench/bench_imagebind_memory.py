@@ -13,7 +13,8 @@ it), and the per-item bytes and fixed bytes come from a least-squares line over 
 
     python bench/bench_imagebind_memory.py [--blocks 2] [--batches 1,2,4] [--out result.json]
 
-About 2 minutes on 2 shared cores. Prints one JSON object.
+Took 408 s here on 2 cores shared with other work (load average 12), most of it vision in
+float32 and the 32-block depth check. Prints one JSON object (per-measurement lines go to stderr).
 """
 
 from __future__ import annotations
