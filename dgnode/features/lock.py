@@ -1,10 +1,12 @@
 """One writer at a time in a feature store: a lock file created with ``O_CREAT | O_EXCL``.
 
 ``STORE/.writer.lock`` (a dot-name, so never taken for a part) holds JSON ``{"token", "pid",
-"host", "started", "since"}``. Creating it with ``O_EXCL`` succeeds for exactly one process; the
+"host", "node", "started", "since"}``. Creating it with ``O_EXCL`` succeeds for exactly one process; the
 others poll until it is released, or until it is judged stale:
 
-* held on this host by a process that is gone, or by another process than the one that took it
+* held on this host (same host name, boot and process namespace: containers sharing a disk and
+  a host name do not see each other's processes) by a process that is gone, or by another
+  process than the one that took it
   (same pid, other start time: the pid was reused), or left by this very process (a release
   that could not remove it, e.g. the store had turned read-only);
 * held on another host for longer than ``lease`` seconds: a writer holds the lock only while it
@@ -20,6 +22,7 @@ lease the staleness rule.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
@@ -114,7 +117,7 @@ class StoreLock:
             descriptor = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             return False
-        holder = {"token": token, "pid": os.getpid(), "host": socket.gethostname(),
+        holder = {"token": token, "pid": os.getpid(), "host": socket.gethostname(), "node": _node(),
                   "started": _start_time(os.getpid()), "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         try:
             os.write(descriptor, json.dumps(holder).encode())
@@ -129,7 +132,7 @@ class StoreLock:
         holder = _parse(raw)
         if holder is None:
             return age > GRACE
-        if holder.get("host") != socket.gethostname():
+        if holder.get("host") != socket.gethostname() or holder.get("node", _node()) != _node():
             return age > self.lease
         pid = holder.get("pid")
         if pid == os.getpid():
@@ -172,6 +175,18 @@ def _parse(raw: bytes) -> dict[str, Any] | None:
     except (UnicodeDecodeError, json.JSONDecodeError):
         return None
     return holder if isinstance(holder, dict) else None
+
+
+@functools.lru_cache(maxsize=1)
+def _node() -> str:
+    """This kernel boot and process namespace: where a pid means the same process."""
+    parts = []
+    for source in ("/proc/sys/kernel/random/boot_id", "/proc/self/ns/pid"):
+        try:
+            parts.append(os.readlink(source) if source.endswith("/pid") else Path(source).read_text().strip())
+        except OSError:
+            parts.append("?")
+    return "/".join(parts)
 
 
 def _start_time(pid: int) -> float | None:

@@ -43,8 +43,9 @@ class StoreMetadata:
             if isinstance(dim, bool) or not isinstance(dim, numbers.Integral) or dim <= 0:
                 raise ValueError(f"dims.{name} must be a positive integer, got {dim!r}")
         self.dims = {name: int(dim) for name, dim in self.dims.items()}
-        if not isinstance(self.label_names, list) or not all(isinstance(n, str) for n in self.label_names):
+        if not isinstance(self.label_names, (list, tuple)) or not all(isinstance(n, str) for n in self.label_names):
             raise ValueError(f"label_names must be a list of strings, got {self.label_names!r}")
+        self.label_names = list(self.label_names)
 
     @property
     def modalities(self) -> list[str]:

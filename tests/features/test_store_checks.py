@@ -151,6 +151,9 @@ def test_rows_stored_twice_are_reported_not_hidden(make_store, capsys):
     loaded = FeatureStore.open(store.root).load()
     assert (len(loaded.frame), loaded.duplicates, len(store)) == (5, 5, 10)
     np.testing.assert_array_equal(loaded.vectors["text"], FeatureStore.open(store.root).load().vectors["text"])
+    with pytest.warns(UserWarning, match=rf"^{re.escape(str(store.root))}: 5 stored row\(s\) repeat an utt_id; the first"):
+        conversations = load_conversations(store.root)
+    assert conversations.duplicates == 5 and sum(len(c) for c in conversations.conversations) == 5
     summary = describe_store(store.root)
     assert (summary.rows, summary.duplicates) == (5, 5)
     assert run_command(COMMANDS, ["features", "info", "--store", str(store.root)]) == 0

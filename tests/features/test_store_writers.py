@@ -143,10 +143,12 @@ def test_live_writer_is_waited_for_then_named(store, monkeypatch):
     assert store.append(rows(["u0"])) == 1
 
 
-def test_other_hosts_lock_is_stale_after_the_lease_and_an_empty_one_after_grace(store):
-    path = write_lock(store.root, pid=1, host="elsewhere", started=1.0)
+@pytest.mark.parametrize("where", [{"host": "elsewhere"}, {"host": socket.gethostname(), "node": "another-container"}])
+def test_other_hosts_lock_is_stale_after_the_lease_and_an_empty_one_after_grace(store, where):
+    # Its pid means nothing here (another machine, or a container with the same host name).
+    path = write_lock(store.root, pid=999_999_999, started=1.0, **where)
     store._lock.timeout = 0.2
-    with pytest.raises(EnvironmentFault, match="being written by pid 1 on elsewhere"):
+    with pytest.raises(EnvironmentFault, match=f"being written by pid 999999999 on {where['host']}"):
         store.append(rows(["u0"]))
     old = time.time() - lock_module.LEASE - 5
     os.utime(path, (old, old))
