@@ -21,7 +21,8 @@ What is guaranteed:
   one :class:`~dgnode.errors.InputError` naming it. Parts that appear later are checked when
   first read.
 * **Crash-safe.** A part is written under a hidden temporary name and renamed into place
-  (the commit), so a half-written file never counts as present.
+  (the commit), so a half-written file never counts as present; the temporaries of a writer
+  killed mid-write are removed by the next writer.
 * **Each utterance once, with any number of writers.** Every write happens under the store's
   writer lock (:class:`~dgnode.features.lock.StoreLock`: an ``O_EXCL`` lock file with stale-lock
   detection). Under it :meth:`FeatureStore.append` reads the ``utt_id`` of every part committed
@@ -102,12 +103,16 @@ class FeatureStore:
         self._checked: set[str] = set()  # part names checked against the metadata
         self._indexed: set[str] = set()  # part names whose utt_ids are in self._ids
         self._ids: set[str] = set()
+        self._swept = False  # temporaries of killed writers removed (under the lock)
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
     def create(cls, root: str | Path, metadata: StoreMetadata) -> "FeatureStore":
         """Open ``root`` for writing, creating it; an existing store must have compatible metadata."""
         root = Path(root)
+        if root.exists() and not root.is_dir():
+            raise InputError("not a folder: a feature store is a folder; give a new or existing store folder",
+                             path=str(root))
         if not (root / METADATA_FILE).exists():
             store = cls(root, metadata)
             try:
@@ -163,11 +168,21 @@ class FeatureStore:
         file system refuses becomes one :class:`EnvironmentFault` naming the store and ``what``."""
         try:
             with self._lock:
+                if not self._swept:
+                    self._sweep_temporaries()
                 yield
         except OSError as error:
             if error.errno is None:  # Arrow's own errors (a corrupt part) are not the disk's
                 raise
             raise _write_fault(self.root, what, error) from None
+
+    def _sweep_temporaries(self) -> None:
+        """Remove the temporaries of writers killed mid-write: every write holds the lock, so
+        under it no temporary belongs to a live writer."""
+        for folder in (self.root, self.root / PROVENANCE_DIR, self.root / FAILURES_DIR):
+            for temporary in folder.glob(".*.tmp"):
+                temporary.unlink(missing_ok=True)
+        self._swept = True
 
     def part_paths(self) -> list[Path]:
         """Complete parts only: temporary files are hidden (leading dot) and never listed."""

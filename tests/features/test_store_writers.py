@@ -113,6 +113,26 @@ def test_lock_of_a_dead_process_is_broken(store):
     assert not (store.root / lock_module.LOCK_FILE).exists() and not list(store.root.glob(".writer.lock*"))
 
 
+def test_temporaries_of_a_killed_writer_are_removed_by_the_next(store):
+    (store.root / "provenance").mkdir()
+    left = [store.root / ".part-1.parquet.0a1b2c3d.tmp", store.root / "provenance" / ".part-1.parquet.0a1b2c3d.tmp"]
+    for path in left:
+        path.write_bytes(b"PAR1 half")
+    resumed = FeatureStore.open(store.root)  # a new run
+    assert resumed.stored_utt_ids() == set()  # reading never removes anything
+    assert all(p.exists() for p in left)
+    assert resumed.append(rows(["u0"])) == 1
+    assert not any(p.exists() for p in left)
+
+
+def test_a_file_given_as_the_store_is_bad_input(tmp_path):
+    from dgnode.errors import InputError
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InputError, match=r"file: not a folder: a feature store is a folder"):
+        FeatureStore.create(tmp_path / "file", StoreMetadata(model="m", dims=DIMS, label_names=["a"]))
+
+
 def test_lock_of_a_reused_pid_is_broken(store):
     # This process is alive, but started long after the recorded start time: another process now.
     write_lock(store.root, pid=os.getppid(), host=socket.gethostname(), started=1.0)
