@@ -28,13 +28,15 @@ value: ``--strict`` is ``--strict true``.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import os
 import sys
 from argparse import ArgumentError
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence, get_type_hints
 
 from dgnode.errors import DgnodeError
-from dgnode.options import ConfigError, explain_error, parse
+from dgnode.options import ConfigError, explain_error, parse, read_yaml
 
 __all__ = ["Command", "build_parser", "config_class", "run_command"]
 
@@ -118,7 +120,8 @@ def config_class(command: Command, argv: Sequence[str]) -> type | None:
 def run_command(commands: Sequence[Command], argv: Sequence[str] | None, prog: str = "dgnode",
                 description: str = "") -> int:
     """Parse ``argv``, build the options (and config), run the handler; a bad value or a
-    :class:`DgnodeError` is one ``PROG: error: ...`` line on stderr and exit code 2."""
+    :class:`DgnodeError` is one ``PROG: error: ...`` line on stderr and the error's exit code
+    (2 for bad input, 1 for an :class:`~dgnode.errors.EnvironmentFault`)."""
     by_name = {c.name: c for c in commands}
     try:
         argv = list(sys.argv[1:] if argv is None else argv)
@@ -136,7 +139,7 @@ def run_command(commands: Sequence[Command], argv: Sequence[str] | None, prog: s
         if message.startswith("unrecognized arguments:"):
             message = _unknown_flags(by_name, argv, message)
         print(f"{prog}: error: {message}", file=sys.stderr)
-        return 2
+        return getattr(error, "exit_code", 2)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
@@ -167,7 +170,7 @@ def _unknown_flags(by_name: dict[str, Command], argv: list[str], message: str) -
 
 
 def _command_parser(command: Command, prog: str, argv: Sequence[str]):
-    from jsonargparse import ActionConfigFile, ArgumentParser
+    from jsonargparse import ArgumentParser
 
     parser = ArgumentParser(prog=prog, description=(command.options.__doc__ or "").split("\n\n")[0],
                             exit_on_error=False)
@@ -179,12 +182,28 @@ def _command_parser(command: Command, prog: str, argv: Sequence[str]):
     parser.add_class_arguments(command.options, None, skip=set(command.positional), sub_configs=True)
     if command.config is not None:
         parser.add_class_arguments(config_class(command, argv), None, sub_configs=True)
-    parser.add_argument(f"--{CONFIG_FLAG}", action=ActionConfigFile,
+    parser.add_argument(f"--{CONFIG_FLAG}", action=_strict_config_file(),
                         help="YAML file of any of these options (flags after it win)")
     for action in parser._actions:
         if getattr(action, "_typehint", None) is bool:
             action.nargs, action.const = "?", True  # `--strict` alone means true
     return parser
+
+
+@functools.lru_cache(maxsize=1)
+def _strict_config_file() -> type:
+    """jsonargparse's ``--config`` action, reading the file first with :func:`read_yaml`: its own
+    loader keeps the last of a key given twice and lets a non-UTF-8 file escape as a traceback."""
+    from jsonargparse import ActionConfigFile
+
+    class StrictConfigFile(ActionConfigFile):
+        def __call__(self, parser, cfg, values, option_string=None):
+            inline = isinstance(values, str) and not os.path.exists(values) and (":" in values or "{" in values)
+            if isinstance(values, str) and not inline:
+                read_yaml(values)
+            return super().__call__(parser, cfg, values, option_string)
+
+    return StrictConfigFile
 
 
 def _instantiate(command: Command, values: dict[str, Any], config: type | None) -> list[Any]:

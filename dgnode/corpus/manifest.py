@@ -27,10 +27,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dgnode.atomic import atomic_write
 from dgnode.corpus.rejects import REJECT_COLUMNS
 from dgnode.corpus.splits import SPLITS
 from dgnode.errors import InputError
-from dgnode.features.store import KEY_COLUMNS
+from dgnode.features.metadata import KEY_COLUMNS
 
 MANIFEST_FILE = "manifest.parquet"
 REJECTS_FILE = "rejects.parquet"
@@ -103,11 +104,13 @@ def write_manifest(frame: pd.DataFrame, path: str | Path, metadata: dict[str, An
     table = _table(frame, MANIFEST_SCHEMA)
     encoded = {key.encode(): json.dumps(value).encode() for key, value in metadata.items()}
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), **encoded})
-    pq.write_table(table, path)
+    # Atomic: a full disk must not leave a truncated manifest where a good one was.
+    atomic_write(path, lambda temporary: pq.write_table(table, temporary))
 
 
 def write_rejects(frame: pd.DataFrame, path: str | Path) -> None:
-    pq.write_table(_table(frame, REJECTS_SCHEMA), path)
+    table = _table(frame, REJECTS_SCHEMA)
+    atomic_write(path, lambda temporary: pq.write_table(table, temporary))
 
 
 def load_manifest(path: str | Path, modalities: Sequence[str] | None = None) -> pd.DataFrame:

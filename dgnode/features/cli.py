@@ -53,7 +53,7 @@ class SynthOptions:
 
 @dataclass
 class InfoOptions:
-    """Rows, dialogues per split, dims, label counts and fingerprint of a feature store.
+    """Rows, dialogues per split, dims, label counts, duplicate rows and fingerprint of a feature store.
 
     Attributes:
         store: feature store directory
@@ -138,6 +138,9 @@ def _print_summary(store, title: str | None, extra_rows: list[tuple[str, str]] =
         *((split, f"{summary.dialogues[split]} dialogues, {summary.utterances[split]} utterances") for split in summary.dialogues),
         *((f"label {name}", " / ".join(f"{s} {n}" for s, n in per_split.items())) for name, per_split in summary.label_counts.items()),
         ("failures", str(summary.failures)),
+        ("duplicate rows", str(summary.duplicates) if not summary.duplicates else
+         f"{summary.duplicates} (rows repeating a stored utt_id, written without the store's lock; "
+         "reading keeps the first in part-name order)"),
         *extra_rows,
     ]
     _print_table(title or f"feature store {summary.root}", rows)

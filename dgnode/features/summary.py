@@ -1,4 +1,5 @@
-"""What a feature store holds, counted: rows, dialogues and labels per split, dims, fingerprint."""
+"""What a feature store holds, counted: rows, dialogues and labels per split, dims, fingerprint,
+and rows stored twice (reported, never hidden)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from pathlib import Path
 
 from dgnode.corpus.splits import SPLITS
 from dgnode.features.store import FeatureStore
+
+__all__ = ["StoreSummary", "describe_store"]
 
 
 @dataclass
@@ -22,13 +25,15 @@ class StoreSummary:
     utterances: dict[str, int]  # split -> rows
     label_counts: dict[str, dict[str, int]]  # label name (or "unlabelled") -> split -> rows
     failures: int
+    duplicates: int = 0  # stored rows repeating an earlier row's utt_id (not counted in ``rows``)
 
 
 def describe_store(store: str | Path | FeatureStore) -> StoreSummary:
     """Count a store's contents from its key columns (vectors are not read)."""
     if not isinstance(store, FeatureStore):
         store = FeatureStore.open(store)
-    frame = store.load(modalities=[]).frame
+    loaded = store.load(modalities=[])
+    frame = loaded.frame
     names = list(store.metadata.label_names)
     label = frame["label"].fillna(-1).astype(int).map(lambda v: names[v] if 0 <= v < len(names) else ("unlabelled" if v == -1 else f"<{v}>"))
     counts: dict[str, dict[str, int]] = {}
@@ -48,4 +53,5 @@ def describe_store(store: str | Path | FeatureStore) -> StoreSummary:
         utterances={s: int((frame["split"] == s).sum()) for s in SPLITS},
         label_counts=counts,
         failures=len(store.load_failures()),
+        duplicates=loaded.duplicates,
     )
