@@ -27,6 +27,24 @@ class StoreSummary:
     failures: int
     duplicates: int = 0  # stored rows repeating an earlier row's utt_id (not counted in ``rows``)
 
+    def table_rows(self) -> list[tuple[str, str]]:
+        """``(what, value)`` lines for a summary table (``dgnode features info``)."""
+        return [
+            ("store", self.root),
+            ("model / source", f"{self.model} / {self.source}"),
+            ("created", self.created),
+            ("fingerprint", self.fingerprint),
+            ("rows", str(self.rows)),
+            ("dims", ", ".join(f"{m} {d}" for m, d in self.dims.items())),
+            *((split, f"{self.dialogues[split]} dialogues, {self.utterances[split]} utterances") for split in self.dialogues),
+            *((f"label {name}", " / ".join(f"{s} {n}" for s, n in per_split.items()))
+              for name, per_split in self.label_counts.items()),
+            ("failures", str(self.failures)),
+            ("duplicate rows", str(self.duplicates) if not self.duplicates else
+             f"{self.duplicates} (rows repeating a stored utt_id, written without the store's lock; "
+             "reading keeps the first in part-name order)"),
+        ]
+
 
 def describe_store(store: str | Path | FeatureStore) -> StoreSummary:
     """Count a store's contents from its key columns (vectors are not read)."""

@@ -74,3 +74,15 @@ def models_table():
         for key, value in flatten(dataclasses.asdict(model_spec(name).config_class())).items():
             table.add_row(name if key == "name" else "", key, repr(value))
     return table
+
+
+def key_value_table(title: str, rows: list[tuple[str, str]]):
+    """A two-column ``what | value`` table (the summaries of the corpus and features commands)."""
+    from rich.table import Table
+
+    table = Table(title=title, show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value", overflow="fold")
+    for key, value in rows:
+        table.add_row(key, value)
+    return table
