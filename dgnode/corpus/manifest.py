@@ -31,8 +31,16 @@ from dgnode.atomic import atomic_write
 from dgnode.corpus.rejects import REJECT_COLUMNS
 from dgnode.corpus.splits import SPLITS
 from dgnode.errors import InputError
-from dgnode.features.metadata import KEY_COLUMNS
 
+__all__ = [
+    "KEY_COLUMNS", "MANIFEST_COLUMNS", "MANIFEST_FILE", "MANIFEST_SCHEMA", "MEDIA_COLUMNS", "NULLABLE_COLUMNS",
+    "REJECTS_FILE", "REJECTS_SCHEMA", "WORD_TYPE", "load_manifest", "load_rejects", "manifest_frame", "rejects_frame",
+    "write_manifest", "write_rejects",
+]
+
+# What names an utterance and its place in a conversation, from the manifest to every stage after
+# it (the feature store keeps these columns with every vector).
+KEY_COLUMNS = ("dialog_id", "utt_id", "order", "speaker", "label", "split")
 MANIFEST_FILE = "manifest.parquet"
 REJECTS_FILE = "rejects.parquet"
 # The columns holding each modality's media (beside the feature store's key columns): what an

@@ -8,10 +8,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from dgnode.corpus.manifest import KEY_COLUMNS
+
 __all__ = ["IDENTITY_EXTRA_KEYS", "KEY_COLUMNS", "METADATA_FILE", "MODALITIES", "StoreMetadata"]
 
 MODALITIES = ("text", "audio", "vision")
-KEY_COLUMNS = ("dialog_id", "utt_id", "order", "speaker", "label", "split")
 METADATA_FILE = "metadata.json"
 # Inputs that identify what a store's rows were made from (hashes of the structure file or pickle).
 IDENTITY_EXTRA_KEYS = ("structure_sha256", "pickle_sha256")
