@@ -59,6 +59,8 @@ from dgnode.corpus.transcriptions import TranscriptLine, parse_transcription
 from dgnode.corpus.wdseg import WdsegError, parse_wdseg, words
 from dgnode.errors import EnvironmentFault, InputError
 
+__all__ = ["EMO_SUBFOLDERS", "ScanResult", "find_session_dirs", "list_entries", "scan_corpus", "write_scan"]
+
 EMO_SUBFOLDERS = frozenset({"Categorical", "Attribute", "Self-evaluation"})
 
 

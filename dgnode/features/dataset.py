@@ -38,6 +38,11 @@ from dgnode.corpus.splits import SPLITS
 from dgnode.errors import InputError
 from dgnode.features.store import MODALITIES, FeatureStore
 
+__all__ = [
+    "Conversation", "ConversationBatch", "ConversationSet", "L2_FLOOR", "STD_FLOOR", "collate",
+    "fit_standard", "iterate_batches", "load_conversations",
+]
+
 Normalisation = Literal["standard", "l2", "none"]
 STD_FLOOR = 1e-6
 L2_FLOOR = 1e-12

@@ -11,6 +11,8 @@ from typing import Any
 
 from dgnode.reporting.metrics import display_name, paper_reference
 
+__all__ = ["key_value_table", "metrics_table", "models_table", "run_table"]
+
 
 def metrics_table(evaluation: dict[str, Any], label_names: list[str], title: str = "Test metrics"):
     """A rich Table of ``evaluation`` (``per_class_f1``, ``accuracy``, ``weighted_f1``, fractions)."""

@@ -16,6 +16,11 @@ from dgnode.command import Command
 from dgnode.training.config import TrainConfig
 from dgnode.training.settings import DistributedSettings
 
+__all__ = [
+    "COMMANDS", "EvaluateOptions", "ModelsOptions", "RayTrainOptions", "TrainOptions", "run_evaluate",
+    "run_models", "run_train", "run_train_ray",
+]
+
 
 @dataclass
 class TrainOptions:

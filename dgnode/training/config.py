@@ -23,6 +23,8 @@ from typing import Any, ClassVar, Literal, Mapping
 from dgnode.features.store import MODALITIES
 from dgnode.options import check_finite, load_config
 
+__all__ = ["DataConfig", "LoopConfig", "OptimConfig", "ReportConfig", "TrainConfig", "load_train_config"]
+
 
 @dataclass
 class OptimConfig:

@@ -8,6 +8,8 @@ from dgnode.command import Command
 from dgnode.training.config import TrainConfig
 from dgnode.tuning.settings import TuneSettings
 
+__all__ = ["COMMANDS", "TuneOptions", "run_tune"]
+
 
 @dataclass
 class TuneOptions(TuneSettings):
