@@ -14,6 +14,8 @@ from typing import Sequence
 
 from dgnode.command import Command, run_command
 
+__all__ = ["DESCRIPTION", "STAGE_CLIS", "commands", "main"]
+
 # Stage packages with a `COMMANDS` tuple; a stage adds itself here.
 STAGE_CLIS = (
     "dgnode.corpus.cli",

@@ -25,6 +25,10 @@ import sys
 import types
 from typing import Any
 
+__all__ = [
+    "ensure_torchvision", "imagebind_bpe_path", "import_imagebind_models", "torchvision_fallback_active",
+]
+
 _MISSING_OPERATOR = "torchvision::nms does not exist"
 
 # torch.library.Library deregisters its definitions when garbage collected: keep it alive.

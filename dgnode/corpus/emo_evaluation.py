@@ -29,6 +29,11 @@ from dgnode.corpus.names import parse_utterance_id
 from dgnode.corpus.rejects import RejectLog
 from dgnode.corpus.textio import has_control_characters
 
+__all__ = [
+    "EmoBlock", "ParsedLines", "RATER_RE", "RaterVote", "SUMMARY_RE", "check_utterance_id",
+    "parse_emo_evaluation", "parse_rater_categories",
+]
+
 _NUMBER = r"\d+(?:\.\d*)?"
 SUMMARY_RE = re.compile(
     rf"^\[\s*(?P<start>{_NUMBER})\s*-\s*(?P<end>{_NUMBER})\s*\]\s+(?P<utt>\S+)\s+(?P<code>\S+)\s+\[(?P<vad>[^\]]*)\]\s*$"

@@ -29,6 +29,11 @@ from typing import Iterable, Mapping
 
 from dgnode.errors import DgnodeError
 
+__all__ = [
+    "CODE_TO_CATEGORY", "EMOTION_CODES", "HAPPINESS", "LabelScheme", "MERC6_LABELS", "SCHEMES", "get_scheme",
+    "majority_category",
+]
+
 EMOTION_CODES = ("neu", "hap", "sad", "ang", "exc", "fru", "sur", "fea", "dis", "oth", "xxx")
 CODE_TO_CATEGORY = {
     "neu": "Neutral",

@@ -27,11 +27,20 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dgnode.atomic import atomic_write
 from dgnode.corpus.rejects import REJECT_COLUMNS
 from dgnode.corpus.splits import SPLITS
 from dgnode.errors import InputError
-from dgnode.features.store import KEY_COLUMNS
 
+__all__ = [
+    "KEY_COLUMNS", "MANIFEST_COLUMNS", "MANIFEST_FILE", "MANIFEST_SCHEMA", "MEDIA_COLUMNS", "NULLABLE_COLUMNS",
+    "REJECTS_FILE", "REJECTS_SCHEMA", "WORD_TYPE", "load_manifest", "load_rejects", "manifest_frame", "rejects_frame",
+    "write_manifest", "write_rejects",
+]
+
+# What names an utterance and its place in a conversation, from the manifest to every stage after
+# it (the feature store keeps these columns with every vector).
+KEY_COLUMNS = ("dialog_id", "utt_id", "order", "speaker", "label", "split")
 MANIFEST_FILE = "manifest.parquet"
 REJECTS_FILE = "rejects.parquet"
 # The columns holding each modality's media (beside the feature store's key columns): what an
@@ -103,11 +112,13 @@ def write_manifest(frame: pd.DataFrame, path: str | Path, metadata: dict[str, An
     table = _table(frame, MANIFEST_SCHEMA)
     encoded = {key.encode(): json.dumps(value).encode() for key, value in metadata.items()}
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), **encoded})
-    pq.write_table(table, path)
+    # Atomic: a full disk must not leave a truncated manifest where a good one was.
+    atomic_write(path, lambda temporary: pq.write_table(table, temporary))
 
 
 def write_rejects(frame: pd.DataFrame, path: str | Path) -> None:
-    pq.write_table(_table(frame, REJECTS_SCHEMA), path)
+    table = _table(frame, REJECTS_SCHEMA)
+    atomic_write(path, lambda temporary: pq.write_table(table, temporary))
 
 
 def load_manifest(path: str | Path, modalities: Sequence[str] | None = None) -> pd.DataFrame:

@@ -16,6 +16,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+__all__ = [
+    "APPLEDOUBLE_MAGIC", "APPLEDOUBLE_SIZE", "DIALOGUE_BODY", "DIALOG_RE", "DS_STORE_MAGIC", "MACOSX_DIR",
+    "SESSION_DIR_RE", "UTT_RE", "UtteranceName", "XX_SEGMENT_RE", "dialog_of", "is_dialog_id",
+    "is_hidden_or_junk", "is_macos_junk_name", "parse_utterance_id", "session_of_dialog", "speaker_of",
+    "speaker_side_of",
+]
+
 DIALOGUE_BODY = r"(?:impro0[1-8][ab]?|script0[1-3]_[1-3]b?)"
 DIALOG_RE = re.compile(rf"^Ses(0[1-5])([FM])_({DIALOGUE_BODY})$")
 UTT_RE = re.compile(rf"^Ses(0[1-5])([FM])_({DIALOGUE_BODY})_([FM])(\d{{3}})$")

@@ -15,6 +15,11 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
+__all__ = [
+    "HASH_VALID_MODULUS", "SPLITS", "STRUCTURE_PATH", "TEST_SESSION", "hash_valid", "known_dialogues",
+    "standard_split",
+]
+
 STRUCTURE_PATH = Path(__file__).resolve().parents[1] / "data" / "iemocap_structure.json"
 TEST_SESSION = 5
 HASH_VALID_MODULUS = 10

@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+__all__ = ["DecodedLines", "decode_line", "has_control_characters", "read_lines"]
+
 _BINARY_PROBE_BYTES = 8192
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 

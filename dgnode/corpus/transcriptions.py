@@ -23,6 +23,8 @@ from dgnode.corpus.names import UTT_RE, XX_SEGMENT_RE
 from dgnode.corpus.rejects import RejectLog
 from dgnode.corpus.textio import has_control_characters
 
+__all__ = ["LINE_RE", "TranscriptLine", "parse_transcription"]
+
 _NUMBER = r"\d+(?:\.\d*)?"
 LINE_RE = re.compile(rf"^(?P<utt>\S+)\s+\[\s*(?P<start>{_NUMBER})\s*-\s*(?P<end>{_NUMBER})\s*\]\s*:\s?(?P<text>.*)$")
 _LOOKS_LIKE_ID = re.compile(r"^Ses\d")

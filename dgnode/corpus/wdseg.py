@@ -23,6 +23,10 @@ from pathlib import Path
 
 from dgnode.corpus.textio import read_lines
 
+__all__ = [
+    "FRAMES_PER_SECOND", "SEGMENT_RE", "SILENCE_MARKERS", "Segment", "WdsegError", "parse_wdseg", "words",
+]
+
 FRAMES_PER_SECOND = 100
 SILENCE_MARKERS = frozenset({"<s>", "</s>", "<sil>"})
 SEGMENT_RE = re.compile(r"^\s*(?P<start>\d+)\s+(?P<end>\d+)\s+(?P<score>-?\d+)\s+(?P<word>\S+)\s*$")

@@ -3,6 +3,8 @@
 * :mod:`dgnode.embedding.config`: :class:`ExtractConfig`, every option of a run.
 * :mod:`dgnode.embedding.model`: ``build_imagebind("huge" | "tiny", checkpoint)``.
 * :mod:`dgnode.embedding.memory`: per-item memory cost model -> batch size per modality.
+* :mod:`dgnode.embedding.probe`: a forward pass's peak memory from torch's allocator events.
+* :mod:`dgnode.embedding.transfer`: host rows -> device, pinned and overlapped with compute.
 * :mod:`dgnode.embedding.actor`: chunked, OOM-tolerant embedding; the Ray Data actor.
 * :mod:`dgnode.embedding.stages`: manifest rows -> embedded batches (Ray Data or one process).
 * :mod:`dgnode.embedding.writer`: embedded batches -> store rows, failures, provenance.

@@ -22,6 +22,7 @@ class ExtractConfig:
         checkpoint: imagebind_huge.pth (loaded with weights_only=True, memory-mapped)
         modalities: subset of text, audio, vision to embed
         gpu_memory_gb: memory budget per embedding actor; sets the batch size per modality
+        dtype: model dtype (auto: float16 on CUDA, float32 on the CPU); sets the batch plan too
         media: preprocessing of every modality (recorded in the store's metadata)
         address: Ray cluster address (default: RAY_ADDRESS, else a local Ray)
         limit: extract at most this many not-yet-stored utterances
@@ -41,6 +42,7 @@ class ExtractConfig:
     checkpoint: str | None = None
     modalities: list[str] = field(default_factory=lambda: list(EXTRACTED_MODALITIES))
     gpu_memory_gb: float = 24.0
+    dtype: Literal["auto", "float16", "bfloat16", "float32"] = "auto"
     media: MediaConfig = field(default_factory=MediaConfig)
     address: str | None = None
     limit: int | None = None

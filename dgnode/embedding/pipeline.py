@@ -6,7 +6,9 @@
       ─▶ embedded batches (dgnode.embedding.stages: CPU decode tasks, embedding actors)
       ─▶ per batch on the driver: store rows, failure rows, provenance (dgnode.embedding.writer)
 
-A re-run skips what is stored and retries what failed. ``engine="process"`` runs the same
+A re-run skips what is stored and retries what failed. A write the file system refuses (full
+disk, read-only store) ends the run with one :class:`~dgnode.errors.EnvironmentFault` line; what
+was stored is kept and the same command resumes. ``engine="process"`` runs the same
 stages in a plain single-process loop (no Ray): the baseline of ``bench/bench_extract.py`` and a
 debugging aid.
 """
@@ -25,7 +27,7 @@ from dgnode.embedding.model import HUGE_NEEDS_CHECKPOINT, SPECS, sha256_file
 from dgnode.embedding.stages import plan_for, process_batches, ray_batches, ray_uses_gpu
 from dgnode.embedding.summary import BatchReport, ExtractSummary
 from dgnode.embedding.writer import BatchWriter
-from dgnode.errors import InputError
+from dgnode.errors import EnvironmentFault, InputError
 from dgnode.features.store import FeatureStore, StoreMetadata
 from dgnode.media.utterance import VISION_TRANSPORT_DTYPE
 from dgnode.options import to_dict
@@ -111,7 +113,11 @@ def run_extraction(
             summary.memory_kind = "cuda_max_allocated" if on_gpu else "rss"
             stack.callback(batches.close)
             for index, batch in enumerate(batches):
-                report = writer.write(batch, index)
+                try:
+                    report = writer.write(batch, index)
+                except EnvironmentFault as fault:
+                    raise EnvironmentFault(f"{fault.reason} ({summary.stored} utterance(s) stored by this run are kept)",
+                                           path=fault.path) from None
                 bar.update(len(report.utt_ids))
                 bar.set_postfix(stored=summary.stored, failed=summary.failed)
                 if on_batch is not None:

@@ -21,13 +21,14 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 
 from dgnode.embedding.config import ExtractConfig
 from dgnode.embedding.memory import BatchPlan, plan_batch_sizes
 from dgnode.embedding.model import SPECS
 from dgnode.media.utterance import REQUEST_COLUMNS, MediaConfig, preprocess_batch
 
-__all__ = ["plan_for", "preprocess_udf", "process_batches", "ray_batches", "ray_uses_gpu"]
+__all__ = ["model_dtype", "plan_for", "preprocess_udf", "process_batches", "ray_batches", "ray_uses_gpu"]
 
 # Host memory of a decode task: the worker itself (Python, torch, decord, Ray: Ray Data measured
 # up to 860 MB for a worker running batches of 4 here, and wants 25% headroom) plus, per utterance, 10 decoded 720x480
@@ -42,14 +43,22 @@ def preprocess_udf(batch: pd.DataFrame, modalities: Sequence[str], media: MediaC
     return preprocess_batch(batch, modalities, media)
 
 
-def plan_for(config: ExtractConfig, on_gpu: bool) -> BatchPlan:
-    """Batch sizes per modality from the cost model; float16 on the GPU, float32 on the CPU."""
+def model_dtype(config: ExtractConfig, on_gpu: bool) -> str:
+    """The dtype the embedding actors run in: ``config.dtype``, or float16 on a GPU, float32 on the CPU."""
+    if config.dtype != "auto":
+        return config.dtype
+    return "float16" if on_gpu else "float32"
+
+
+def plan_for(config: ExtractConfig, on_gpu: bool, capped: bool = True) -> BatchPlan:
+    """Batch sizes per modality from the cost model for the actors' dtype, at most
+    ``config.max_batch_size`` unless ``capped`` is false (what the memory alone allows)."""
     return plan_batch_sizes(
         SPECS[config.model],
         config.modalities,
         gpu_memory_gb=config.gpu_memory_gb,
-        element_bytes=2 if on_gpu else 4,
-        max_batch=config.max_batch_size,
+        element_bytes=getattr(torch, model_dtype(config, on_gpu)).itemsize,
+        max_batch=config.max_batch_size if capped else None,
     )
 
 
@@ -102,7 +111,8 @@ def ray_batches(
         EmbedActor,
         batch_size=ray_batch,
         batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, actors)),
+        # Two batches per actor: the next one's inputs reach the actor while the current one runs.
+        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, actors), max_tasks_in_flight_per_actor=2),
         fn_constructor_kwargs=_actor_kwargs(config, plan, sha, "cuda" if use_gpu else "cpu"),
         num_gpus=1 if use_gpu else 0,
         num_cpus=1,
@@ -147,6 +157,7 @@ def _actor_kwargs(config: ExtractConfig, plan: BatchPlan, sha: str | None, devic
         "checkpoint": str(Path(config.checkpoint).resolve()) if config.checkpoint else None,
         "checkpoint_sha256": sha,
         "device": device,
+        "dtype": model_dtype(config, device == "cuda" or (device == "auto" and torch.cuda.is_available())),
         "seed": config.seed,
         "simulate_oom_above": config.simulate_oom_above,
         "text_config": config.media.text,

@@ -63,6 +63,7 @@ class ExtractSummary:
             ("requested this run", self.requested),
             ("stored", self.stored),
             ("failed", self.failed),
+            ("not stored again (stored meanwhile by another writer)", self.duplicates),
             *((f"  failed: {m}", n) for m, n in sorted(self.failures_by_modality.items())),
             ("audio from the video (wav missing)", self.audio_from_video),
             ("batches written", self.batches),

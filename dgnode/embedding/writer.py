@@ -1,10 +1,13 @@
 """The driver's side of extraction: embedded batches -> store rows, failure rows, provenance rows.
 
 Every batch is written as it arrives, so an interrupted run loses at most the batches in flight.
+A batch's rows, provenance and failure rows are written under the store's writer lock, the
+provenance committed with the rows (see :mod:`dgnode.features.store`): another extraction into
+the same store at once stores each utterance once, and its skipped rows count as ``duplicates``.
 One bad item never stops the run: an input that cannot be read gets a failure row per modality
 (``FeatureStore.append_failures``) and its utterance is not stored (the store holds only
 utterances with every requested modality); a later run retries it and replaces those rows.
-Which frames and which audio source each utterance used goes to ``FeatureStore.append_provenance``.
+Which frames and which audio source each utterance used is its provenance.
 """
 
 from __future__ import annotations
@@ -51,19 +54,24 @@ class BatchWriter:
         rows = self.by_id.loc[ids]
 
         stored = 0
-        if good.any():
-            frame = rows.loc[good, list(KEY_COLUMNS)].reset_index(drop=True)
-            for m in self.modalities:
-                frame[m] = list(np.asarray(batch[f"emb_{m}"], dtype=np.float32)[good])
-            stored = self.store.append(frame, skip_ids=self.known)
-            self.summary.duplicates += int(good.sum()) - stored
-        # Failure rows describe the latest attempt: forget earlier ones of every retried utterance.
-        retried = set(ids) & self.earlier_failures
-        if retried:
-            self.store.clear_failures(retried)
-            self.earlier_failures -= retried
-        self._write_failures(batch, ids, rows, errors, good)
-        self.store.append_provenance(_provenance(batch, ids))
+        provenance = _provenance(batch, ids)
+        # One critical section per batch: another extraction into the same store commits
+        # before or after it, never between its rows, provenance and failure rows.
+        with self.store.writing(f"batch {index}"):
+            if good.any():
+                frame = rows.loc[good, list(KEY_COLUMNS)].reset_index(drop=True)
+                for m in self.modalities:
+                    frame[m] = list(np.asarray(batch[f"emb_{m}"], dtype=np.float32)[good])
+                stored = self.store.append(frame, skip_ids=self.known, provenance=provenance)
+                self.summary.duplicates += int(good.sum()) - stored
+            else:
+                self.store.append_provenance(provenance)
+            # Failure rows describe the latest attempt: forget earlier ones of every retried utterance.
+            retried = set(ids) & self.earlier_failures
+            if retried:
+                self.store.clear_failures(retried)
+                self.earlier_failures -= retried
+            self._write_failures(batch, ids, rows, errors, good)
         self._count(batch, good, n)
         failed = int((~good).sum())
         self.summary.stored += stored

@@ -8,7 +8,10 @@
   :func:`restricted_load`, which runs nothing in the file;
 * :func:`synthesize_features` (:mod:`dgnode.features.synth`): features with planted fusion and
   context signal over a real conversation structure;
-* :func:`describe_store` (:mod:`dgnode.features.summary`): what a store holds, counted.
+* :func:`describe_store` (:mod:`dgnode.features.summary`): what a store holds, counted;
+* :func:`check_part` (:mod:`dgnode.features.validation`): a part checked against
+  ``metadata.json`` from its Parquet footer; :class:`StoreLock` (:mod:`dgnode.features.lock`):
+  the store's writer lock.
 
 Names are imported lazily so that ``dgnode --help`` does not load torch or pyarrow.
 """
@@ -18,7 +21,10 @@ from __future__ import annotations
 from dgnode.lazy import lazy_exports
 
 __all__, __getattr__ = lazy_exports(__name__, {
-    "dgnode.features.store": ("FeatureStore", "StoreMetadata", "StoredFeatures", "MODALITIES", "KEY_COLUMNS"),
+    "dgnode.features.store": ("FeatureStore", "StoredFeatures"),
+    "dgnode.features.metadata": ("StoreMetadata", "MODALITIES", "KEY_COLUMNS"),
+    "dgnode.features.validation": ("check_part", "row_schema"),
+    "dgnode.features.lock": ("StoreLock",),
     "dgnode.features.dataset": ("Conversation", "ConversationBatch", "ConversationSet", "collate", "iterate_batches", "load_conversations"),
     "dgnode.features.pickles": ("ImportReport", "import_pickle"),
     "dgnode.features.restricted_pickle": ("restricted_load",),

@@ -26,6 +26,7 @@ torch_geometric uses: ``dialog_index[i]`` says which dialogue row ``i`` belongs 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Literal, Sequence
@@ -36,6 +37,11 @@ import torch
 from dgnode.corpus.splits import SPLITS
 from dgnode.errors import InputError
 from dgnode.features.store import MODALITIES, FeatureStore
+
+__all__ = [
+    "Conversation", "ConversationBatch", "ConversationSet", "L2_FLOOR", "STD_FLOOR", "collate",
+    "fit_standard", "iterate_batches", "load_conversations",
+]
 
 Normalisation = Literal["standard", "l2", "none"]
 STD_FLOOR = 1e-6
@@ -105,6 +111,8 @@ class ConversationSet:
     normalisation: dict
     # Conversation positions with no stored row (failed extraction), over all dialogues.
     missing_utterances: int = 0
+    # Stored rows repeating an utt_id (a store written without the writer lock); the first is used.
+    duplicates: int = 0
 
     def split(self, name: str) -> list[Conversation]:
         """The dialogues of one split (``train``, ``valid`` or ``test``), in store order."""
@@ -131,7 +139,9 @@ def load_conversations(
     ``modalities`` picks any subset of the store's modalities (default: all of them); they are
     returned in :data:`MODALITIES` order whatever order they were asked in.
 
-    Raises :class:`InputError` (naming the store) when the store has no train split, a dialogue
+    Rows repeating an ``utt_id`` are counted in :attr:`ConversationSet.duplicates` and warned
+    about, never silently merged. Raises :class:`InputError` (naming the store or the part) when
+    a part disagrees with the store's metadata, the store has no train split, a dialogue
     repeats an ``order`` value or spans several splits, a label is outside the label
     names, or a modality is not stored.
     """
@@ -148,6 +158,9 @@ def load_conversations(
             raise InputError("no modality selected", path=where)
         modalities = [m for m in MODALITIES if m in modalities]
     loaded = store.load(modalities)
+    if loaded.duplicates:
+        warnings.warn(f"{where}: {loaded.duplicates} stored row(s) repeat an utt_id; the first of each (in part-name "
+                      "order) is used. See `dgnode features info`", stacklevel=2)
     frame = loaded.frame
     label_names = list(loaded.metadata.label_names)
     wanted = list(loaded.vectors)
@@ -220,6 +233,7 @@ def load_conversations(
         dims={m: int(loaded.metadata.dims[m]) for m in wanted},
         normalisation=normalisation,
         missing_utterances=missing_utterances,
+        duplicates=loaded.duplicates,
     )
 
 

@@ -43,6 +43,20 @@ class ImportReport:
     carved_valid: list[str] = field(default_factory=list)
     label_counts: dict[str, int] = field(default_factory=dict)
 
+    def table_rows(self) -> list[tuple[str, str]]:
+        """``(what, value)`` lines for a summary table."""
+        skipped = self.skipped_dialogues
+        return [
+            ("file", self.path),
+            ("format / dataset", f"{self.format} / {self.dataset}"),
+            ("dims", ", ".join(f"{m} {d}" for m, d in self.dims.items())),
+            *((split, f"{self.dialogues[split]} dialogues, {self.utterances[split]} utterances") for split in self.dialogues),
+            ("rows written", f"{self.rows_written} (rows already stored are skipped)"),
+            ("valid carved from train", ", ".join(self.carved_valid) if self.carved_valid else "no (the file has a valid split)"),
+            ("skipped (in no split)", f"{len(skipped)}" + (f": {', '.join(skipped[:10])}" if skipped else "")),
+            ("labels", ", ".join(f"{name} {count}" for name, count in self.label_counts.items())),
+        ]
+
 
 def import_pickle(
     path: str | Path,

@@ -48,6 +48,8 @@ from dgnode.corpus.splits import SPLITS
 from dgnode.errors import InputError
 from dgnode.features.store import MODALITIES, FeatureStore, StoreMetadata
 
+__all__ = ["Structure", "SynthConfig", "generate", "read_structure", "synthesize_features"]
+
 _SESSION_PREFIX_RE = re.compile(r"^Ses(0[1-5])([FM])_")
 
 

@@ -23,6 +23,8 @@ from torch import Tensor
 
 from dgnode.graph.edges import MultimodalGraph
 
+__all__ = ["SparseOperator", "adjacency_operator", "normalized_adjacency"]
+
 
 def normalized_adjacency(
     graph: MultimodalGraph,

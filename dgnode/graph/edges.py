@@ -39,6 +39,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+__all__ = [
+    "EDGE_TYPES", "INTER_MODAL", "INTRA_FUTURE", "INTRA_PAST", "MultimodalGraph", "SELF", "UNLIMITED",
+    "build_edges", "relation_types",
+]
+
 INTRA_PAST = 0
 INTRA_FUTURE = 1
 SELF = 2

@@ -37,6 +37,11 @@ import torch
 
 from dgnode.media.clips import clip_timepoints
 
+__all__ = [
+    "AudioConfig", "AudioSegment", "FLOAT32_EPS", "kaldi_fbank", "kaldi_window", "load_utterance_audio",
+    "mel_filterbank", "mel_scale", "read_video_audio", "read_wav", "resample", "waveform_to_imagebind",
+]
+
 FLOAT32_EPS = float(np.finfo(np.float32).eps)
 
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+__all__ = ["clip_timepoints"]
+
 
 def clip_timepoints(
     duration: float | Fraction, clip_duration: float | Fraction, clips_per_video: int

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+__all__ = ["NOISE_TAG", "TextConfig", "clean_transcript", "tokenize"]
+
 # Upper-case bracketed tags only: ordinary brackets in speech ("[sic]") are left alone.
 NOISE_TAG = re.compile(r"\[[A-Z][A-Z_ ]*\]")
 _SPACES = re.compile(r"\s+")

@@ -40,6 +40,8 @@ from dgnode.media.audio import AudioConfig, load_utterance_audio, waveform_to_im
 from dgnode.media.text import TextConfig, clean_transcript
 from dgnode.media.video import VideoConfig, VideoSource, read_video_segment
 
+__all__ = ["MediaConfig", "REQUEST_COLUMNS", "VISION_TRANSPORT_DTYPE", "preprocess_batch"]
+
 REQUEST_COLUMNS = ("utt_id", "start_s", "end_s", "speaker_side", "text", "wav_path", "video_path")
 VISION_TRANSPORT_DTYPE = np.float16
 

@@ -37,6 +37,11 @@ import torch
 
 from dgnode.media.clips import clip_timepoints
 
+__all__ = [
+    "CLIP_MEAN", "CLIP_STD", "FramePlan", "VideoConfig", "VideoSegment", "VideoSource", "crop_speaker",
+    "frames_to_imagebind", "plan_segment_frames", "read_video_segment", "spatial_crop",
+]
+
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 

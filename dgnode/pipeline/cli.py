@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from dgnode.command import Command
 from dgnode.pipeline.run import PipelineConfig
 
+__all__ = ["COMMANDS", "PipelineOptions", "run"]
+
 
 @dataclass
 class PipelineOptions(PipelineConfig):

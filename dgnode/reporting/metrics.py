@@ -14,6 +14,11 @@ from typing import Sequence
 import numpy as np
 from sklearn.metrics import confusion_matrix, f1_score
 
+__all__ = [
+    "ClassificationMetrics", "IEMOCAP_DISPLAY_NAMES", "PAPER_DGODE_IEMOCAP", "classification_metrics",
+    "display_name", "paper_reference",
+]
+
 # DGODE, IEMOCAP 6-class, per-class F1 and weighted F1 in percent (Shou et al. 2024,
 # arXiv 2412.02935, mean of 10 runs; copied from /work/shared/design.md).
 PAPER_DGODE_IEMOCAP = {

@@ -12,6 +12,8 @@ import numpy as np
 
 from dgnode.reporting.metrics import display_name
 
+__all__ = ["plot_confusion", "plot_per_class_f1", "plot_tsne"]
+
 
 def _pyplot():
     import matplotlib

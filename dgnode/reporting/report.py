@@ -11,6 +11,8 @@ from typing import Any
 
 from dgnode.reporting.metrics import display_name, paper_reference
 
+__all__ = ["key_value_table", "metrics_table", "models_table", "run_table"]
+
 
 def metrics_table(evaluation: dict[str, Any], label_names: list[str], title: str = "Test metrics", model: str = "dgode"):
     """A rich Table of ``evaluation`` (``per_class_f1``, ``accuracy``, ``weighted_f1``, fractions)
@@ -56,4 +58,34 @@ def run_table(report: dict[str, Any], title: str = "Run"):
         if key in report and report[key] is not None:
             value = report[key]
             table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    return table
+
+
+def models_table():
+    """Every registered model with each of its options and the default (``dgnode models``)."""
+    import dataclasses
+
+    from rich.table import Table
+
+    from dgnode.models.registry import available_models, model_spec
+    from dgnode.options import flatten
+
+    table = Table(title="models (set with --model.name NAME, options with --model.KEY VALUE)")
+    for column in ("model", "option", "default"):
+        table.add_column(column)
+    for name in available_models():
+        for key, value in flatten(dataclasses.asdict(model_spec(name).config_class())).items():
+            table.add_row(name if key == "name" else "", key, repr(value))
+    return table
+
+
+def key_value_table(title: str, rows: list[tuple[str, str]]):
+    """A two-column ``what | value`` table (the summaries of the corpus and features commands)."""
+    from rich.table import Table
+
+    table = Table(title=title, show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value", overflow="fold")
+    for key, value in rows:
+        table.add_row(key, value)
     return table

@@ -61,7 +61,7 @@ def run_predict(options: PredictOptions) -> int:
     from dgnode.streaming.causal import require_causal
     from dgnode.streaming.replay import predict_dialogues, select_conversations, stream_dialogues
     from dgnode.training.rundir import RunDir
-    from dgnode.training.trainer import load_run
+    from dgnode.training.best import load_run
 
     run = RunDir(options.run)
     if options.stream:

@@ -141,7 +141,7 @@ class StreamingPredictor:
         on its train split, as training did.
         """
         from dgnode.training.rundir import RunDir
-        from dgnode.training.trainer import load_run
+        from dgnode.training.best import load_run
 
         run = RunDir(run_dir)
         require_causal(run.read_config().model, where=str(run.config_path))

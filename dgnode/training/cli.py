@@ -16,6 +16,11 @@ from dgnode.command import Command
 from dgnode.training.config import TrainConfig
 from dgnode.training.settings import DistributedSettings
 
+__all__ = [
+    "COMMANDS", "EvaluateOptions", "ModelsOptions", "RayTrainOptions", "TrainOptions", "run_evaluate",
+    "run_models", "run_train", "run_train_ray",
+]
+
 
 @dataclass
 class TrainOptions:
@@ -74,49 +79,19 @@ def run_train(options: TrainOptions, config: TrainConfig) -> int:
     from dgnode.errors import InputError
     from dgnode.features.dataset import load_conversations
     from dgnode.reporting.report import metrics_table, run_table
-    from dgnode.training.trainer import fit
+    from dgnode.training.loop import fit
 
-    if not config.data.store:
-        raise InputError("no feature store: pass --data.store DIR (or data.store in --config)")
-    if not Path(config.data.store).is_dir():
-        raise InputError("feature store directory not found", path=config.data.store)
+    if not config.data.store or not Path(config.data.store).is_dir():
+        raise InputError("feature store directory not found: pass --data.store DIR (or data.store in --config)",
+                         path=config.data.store)
     data = load_conversations(config.data.store, config.data.modalities, config.data.normalise)
     result = fit(config, data, options.out, progress=options.progress)
-    console = Console(stderr=False, width=120)
+    console = Console(width=120)
     console.print(run_table(result.report, title=f"dgnode train: {config.model.name}"))
-    final = {
-        "out_dir": str(result.out_dir),
-        "model": config.model.name,
-        "best_epoch": result.best_epoch,
-        "epochs_run": result.epochs_run,
-        "stopped": result.stopped,
-        "best_valid_weighted_f1": result.best_valid_wf1,
-    }
     if result.test is not None:
         console.print(metrics_table(result.test.summary(), data.label_names, title="Test (best checkpoint)",
                                     model=config.model.name))
-        final.update(
-            test_weighted_f1=result.test.weighted_f1,
-            test_accuracy=result.test.accuracy,
-            test_per_class_f1=result.test.per_class_f1,
-        )
-    print(json.dumps(final), flush=True)
-    return 0
-
-
-def run_evaluate(options: EvaluateOptions) -> int:
-    from rich.console import Console
-
-    from dgnode.atomic import write_json
-    from dgnode.reporting.report import metrics_table
-    from dgnode.training.trainer import load_run
-
-    trainer, config = load_run(options.run, store=options.store, device=options.device)
-    summary = trainer.evaluate(options.split).summary()
-    write_json(Path(options.run) / f"eval_{options.split}.json", summary)
-    Console(width=120).print(metrics_table(summary, trainer.data.label_names, title=f"{options.split} ({options.run})",
-                                           model=config.model.name))
-    print(json.dumps({"run": str(options.run), "model": config.model.name, **summary}), flush=True)
+    print(json.dumps(result.final_metrics()), flush=True)
     return 0
 
 
@@ -133,33 +108,32 @@ def run_train_ray(options: RayTrainOptions, config: TrainConfig) -> int:
     settings = DistributedSettings(**{**fields, "storage_path": os.path.abspath(options.storage_path)})
     with ray_session():
         outcome = train_and_track(config, settings, options.tracking_uri, options.experiment, options.registered_model)
-    test = outcome.test
-    Console().print(
-        f"{len(outcome.result.history)} epochs on {settings.num_workers} worker(s); best epoch "
-        f"{outcome.result.best_epoch}: valid wF1 {outcome.result.best_valid_wf1:.4f}"
-        + (f", test wF1 {test['weighted_f1']:.4f}, acc {test['accuracy']:.4f}" if test else "")
-        + f"; MLflow run {outcome.run_id}, model {outcome.model_uri} (version {outcome.model_version})"
-    )
+    Console().print(outcome.summary_line(), highlight=False)
+    return 0
+
+
+def run_evaluate(options: EvaluateOptions) -> int:
+    from rich.console import Console
+
+    from dgnode.atomic import write_json
+    from dgnode.reporting.report import metrics_table
+    from dgnode.training.best import load_run
+
+    trainer, config = load_run(options.run, store=options.store, device=options.device)
+    summary = trainer.evaluate(options.split).summary()
+    write_json(Path(options.run) / f"eval_{options.split}.json", summary)
+    Console(width=120).print(metrics_table(summary, trainer.data.label_names, title=f"{options.split} ({options.run})",
+                                           model=config.model.name))
+    print(json.dumps({"run": str(options.run), "model": config.model.name, **summary}), flush=True)
     return 0
 
 
 def run_models(options: ModelsOptions) -> int:
-    import dataclasses
-
     from rich.console import Console
-    from rich.table import Table
 
-    from dgnode.models.registry import available_models, model_spec
-    from dgnode.options import flatten
+    from dgnode.reporting.report import models_table
 
-    table = Table(title="models (set with --model.name NAME, options with --model.KEY VALUE)")
-    for column in ("model", "option", "default"):
-        table.add_column(column)
-    for name in available_models():
-        defaults = flatten(dataclasses.asdict(model_spec(name).config_class()))
-        for key, value in defaults.items():
-            table.add_row(name if key == "name" else "", key, repr(value))
-    Console(width=120).print(table)
+    Console(width=120).print(models_table())
     return 0
 
 

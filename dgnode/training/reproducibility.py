@@ -9,6 +9,8 @@ import random
 import numpy as np
 import torch
 
+__all__ = ["derive_seed", "seed_everything"]
+
 
 def derive_seed(seed: int, *keys: object) -> int:
     """A 63-bit seed from ``seed`` and ``keys`` (e.g. ``("shuffle", epoch)``), stable across

@@ -31,6 +31,8 @@ from ray.tune import Callback
 
 from dgnode.tracking.runs import EPOCH_METRICS, ERROR_TAG, PARENT_TAG, STOP_REASON_TAG, RunStatus, TrackedRun
 
+__all__ = ["EPOCHS_TAG", "KIND_TAG", "MLflowTrialCallback", "TRIAL_TAG", "trial_error_message"]
+
 TRIAL_TAG = "dgnode.trial_id"
 KIND_TAG = "dgnode.run_kind"
 EPOCHS_TAG = "dgnode.epochs_run"

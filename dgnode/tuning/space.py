@@ -32,6 +32,8 @@ import yaml
 from dgnode.options import ConfigError, replace_dotted
 from dgnode.errors import InputError
 
+__all__ = ["DISTRIBUTIONS", "Distribution", "SearchSpace", "TOP_LEVEL_KEYS", "load_search_space"]
+
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "int", "logint")
 TOP_LEVEL_KEYS = ("params", "points_to_evaluate")
 

@@ -64,6 +64,38 @@ def test_bad_synth_arguments_are_one_line_errors(scratch_dir, capsys):
     assert "labels" in capsys.readouterr().err
 
 
+def test_symlink_loop_is_counted_and_the_manifest_written(text_corpus, scratch_dir, capsys):
+    clean = scratch_dir / "clean"
+    assert main(["corpus", "scan", str(text_corpus.out_dir), "--out", str(clean)]) == 0
+    (text_corpus.release_dir / "loop").symlink_to("loop")
+    capsys.readouterr()
+    assert main(["corpus", "scan", str(text_corpus.out_dir), "--out", str(scratch_dir / "scan"), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["rejects"]["unreadable"] == 1
+    assert load_manifest(scratch_dir / "scan").equals(load_manifest(clean))
+    rejects = load_rejects(scratch_dir / "scan")
+    assert rejects[rejects.reason == "unreadable"]["path"].tolist() == [str(text_corpus.release_dir.resolve() / "loop")]
+    assert main(["corpus", "scan", str(text_corpus.out_dir), "--out", str(scratch_dir / "strict"), "--strict"]) == 2
+    assert capsys.readouterr().err == (f"dgnode: error: {text_corpus.release_dir.resolve() / 'loop'}: unreadable: cannot "
+                                       "follow the entry: Too many levels of symbolic links (a symlink loop); not read\n")
+
+
+def test_unwritable_output_is_one_line_with_exit_1(text_corpus, scratch_dir, capsys, monkeypatch):
+    import errno
+    import os
+
+    import pyarrow.parquet as pq
+
+    def read_only(table, where, *args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(where))
+
+    monkeypatch.setattr(pq, "write_table", read_only)
+    out = scratch_dir / "scan"
+    assert main(["corpus", "scan", str(text_corpus.out_dir), "--out", str(out)]) == 1
+    assert capsys.readouterr().err == (f"dgnode: error: {out}: cannot write the scan's output (Read-only file system): "
+                                       "make the folder writable or free space on it, then run the scan again\n")
+
+
 @pytest.mark.slow
 def test_structure_corpus_reproduces_the_real_counts(scratch_dir, iemocap_structure_path, capsys):
     raw, out = scratch_dir / "raw", scratch_dir / "scan"

@@ -36,11 +36,11 @@ def test_flags_override_yaml(tmp_path, extract):
     code, config = extract([
         "--manifest", "scan/manifest.parquet", "--store", "feat", "--config", str(yaml_file),
         "--gpu_memory_gb", "16", "--modalities", "[vision,text]", "--media.video.crop", "full",
-        "--media.text.keep_noise_tags", "--limit", "5",
+        "--media.text.keep_noise_tags", "--limit", "5", "--dtype", "bfloat16",
     ])
     assert code == 0
     assert (config.manifest, config.store, config.model) == ("scan/manifest.parquet", "feat", "tiny")
-    assert config.gpu_memory_gb == 16.0 and config.limit == 5
+    assert config.gpu_memory_gb == 16.0 and config.limit == 5 and config.dtype == "bfloat16"
     assert config.modalities == ["text", "vision"]  # canonical order
     assert config.media.video.crop == "full" and config.media.video.clips_per_video == 3
     assert config.media.audio.num_mel_bins == 64 and config.media.text.keep_noise_tags is True
@@ -50,8 +50,8 @@ def test_flags_override_yaml(tmp_path, extract):
 def test_defaults_and_bad_options(extract, capsys):
     code, config = extract(["--manifest", "m", "--store", "s"])
     assert code == 0
-    assert (config.model, config.gpu_memory_gb, config.media.video.crop, config.modalities) == (
-        "huge", 24.0, "speaker", ["text", "audio", "vision"])
+    assert (config.model, config.gpu_memory_gb, config.media.video.crop, config.modalities, config.dtype) == (
+        "huge", 24.0, "speaker", ["text", "audio", "vision"], "auto")
     capsys.readouterr()
     assert extract(["--manifest", "m", "--store", "s", "--modalities", "[text,depth]"]) == (2, None)
     assert "modalities must be a non-empty subset" in capsys.readouterr().err
