@@ -3,8 +3,11 @@
 **Video.** 720x480, 30000/1001 fps, MPEG-4 Part 2 (``mpeg4``, as DivX/XviD) in AVI with a
 ``pcm_s16le`` 16 kHz stereo track equal to the dialogue wav. The left half (columns 0-359, the
 actor wearing markers) is filled with :data:`LEFT_HALF_RGB`, the right half (360-719) with
-:data:`RIGHT_HALF_RGB`: flat colours far apart in hue and brightness, so after compression and
-YUV 4:2:0 a crop's mean colour tells which half it came from (within a few levels). Rows
+:data:`RIGHT_HALF_RGB`: flat colours 50 levels apart in red and blue, so after compression and
+YUV 4:2:0 a crop's mean colour tells which half it came from (within a few levels), yet close
+enough that a random-init encoder maps an emotion cue to about the same direction on either side
+(with colours far apart a face cue is only separable per side, which a model of a few hundred
+utterances cannot learn). Rows
 ``CLOCK_TOP..479`` hold a frame-index clock over both halves: :data:`CLOCK_BITS` cells of
 :data:`CLOCK_CELL_WIDTH` pixels, white for a 1 bit, black for 0, most significant bit first, so a
 test can check which frame a reader returned (:func:`decode_frame_index`). Keyframes every
@@ -58,8 +61,8 @@ AUDIO_CODEC = "pcm_s16le"
 KEYFRAME_INTERVAL = 30
 VIDEO_BIT_RATE = 1_000_000
 
-LEFT_HALF_RGB = (200, 60, 40)
-RIGHT_HALF_RGB = (40, 90, 200)
+LEFT_HALF_RGB = (150, 110, 100)
+RIGHT_HALF_RGB = (100, 110, 150)
 CLOCK_TOP = 448
 CLOCK_BITS = 16
 CLOCK_CELL_WIDTH = VIDEO_WIDTH // CLOCK_BITS  # 45

@@ -35,7 +35,8 @@ REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 def _demo_search() -> TuneSettings:
     # Four short trials fit the demo's two minutes on two cores; a real run sets --tune.trials.
-    return TuneSettings(trials=4, experiment="dgnode-pipeline")
+    # One at a time: as fast on two cores, and TPE then proposes the same trials every run.
+    return TuneSettings(trials=4, max_concurrent=1, experiment="dgnode-pipeline")
 
 
 def _demo_corpus() -> SynthConfig:

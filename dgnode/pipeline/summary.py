@@ -48,14 +48,14 @@ def summary_table(result: Any):
     search = result.search
     if search.best_trial_id:
         params = ", ".join(f"{key}={_short(value)}" for key, value in sorted(search.best_params.items()))
-        lines.append(f"best trial: {search.best_trial_id} (valid weighted F1 {search.best_valid_wf1:.3f}): {params}")
+        lines.append(f"best trial {search.best_trial_id} (valid wF1 {search.best_valid_wf1:.3f}): {params}")
     if search.model_uri:
         lines.append(f"registered model: {search.model_uri} (version {search.model_version})")
     if result.plots:
         folder = Path(next(iter(result.plots.values()))).parent
         lines.append(f"plots: {_shown_path(folder)}/ ({', '.join(Path(p).name for p in result.plots.values())})")
     if result.baselines is not None:
-        lines.append(f"MLP run: {_shown_path(result.baselines.mlp_dir)}/ (report.json, figures)")
+        lines.append(f"MLP run: {_shown_path(result.baselines.mlp_dir)}/")
     lines.append(mlflow_ui_hint(result.tracking_uri))
     parts.append(Text("\n".join(lines)))
     return Group(*parts)
@@ -71,28 +71,20 @@ def _stage_table(result: Any):
     scan, extraction, search, seconds = result.scan, result.extraction, result.search, result.stage_seconds
     if "synth corpus" in seconds:
         cues = "with emotion cues" if result.synth is None or result.synth.cues else "WITHOUT emotion cues"
-        table.add_row("synth corpus", f"{_shown_path(result.corpus_root)} ({cues})", f"{seconds['synth corpus']:.1f}")
+        table.add_row("synth corpus", f"{_shown_path(result.corpus_root)}/ ({cues})", f"{seconds['synth corpus']:.1f}")
     splits = scan.get("splits", {})
-    table.add_row(
-        "scan",
-        f"{scan.get('dialogues')} dialogues, {scan.get('utterances')} utterances, {scan.get('labelled')} labelled "
-        f"(train/valid/test {'/'.join(str(splits.get(s, {}).get('labelled', 0)) for s in ('train', 'valid', 'test'))})",
-        f"{seconds.get('scan', 0):.1f}",
-    )
-    table.add_row(
-        "extract",
-        f"{extraction['stored']} stored, {extraction['already_stored']} already there, {extraction['failed']} failed "
-        f"({extraction['utterances_per_second']:.1f} utt/s)",
-        f"{seconds.get('extract', 0):.1f}",
-    )
-    finished = sum(t.status == "TERMINATED" for t in search.trials)
+    labelled = ", ".join(f"{split} {splits.get(split, {}).get('labelled', 0)}" for split in ("train", "valid", "test"))
+    table.add_row("scan", f"{scan.get('dialogues')} dialogues, {scan.get('labelled')} of {scan.get('utterances')} "
+                  f"utterances labelled ({labelled})", f"{seconds.get('scan', 0):.1f}")
+    already = f", {extraction['already_stored']} already there" if extraction["already_stored"] else ""
+    table.add_row("extract", f"{extraction['stored']} stored{already}, {extraction['failed']} failed "
+                  f"({extraction['utterances_per_second']:.1f} utt/s)", f"{seconds.get('extract', 0):.1f}")
     failed = sum(t.status == "ERROR" for t in search.trials)
     best = "n/a" if search.best_valid_wf1 is None else f"{search.best_valid_wf1:.3f}"
-    table.add_row("tune + test", f"{len(search.trials)} DGODE trials ({finished} finished, {failed} failed), best valid "
-                  f"weighted F1 {best}; best trial tested once", f"{seconds.get('tune + test', 0):.1f}")
+    table.add_row("tune + test", f"{len(search.trials)} DGODE trials{f' ({failed} failed)' if failed else ''}, "
+                  f"best valid wF1 {best}, tested once", f"{seconds.get('tune + test', 0):.1f}")
     if result.baselines is not None:
-        table.add_row("baselines", "context-free MLP trained once; majority class of train",
-                      f"{seconds.get('baselines', 0):.1f}")
+        table.add_row("baselines", "context-free MLP, majority class", f"{seconds.get('baselines', 0):.1f}")
     table.add_row("total", "", f"{sum(seconds.values()):.1f}", style="bold")
     return table
 
@@ -104,18 +96,18 @@ def _test_table(result: Any):
     if not test:
         return None
     support = test.get("support") or {}
-    title = "test split" + (f" ({sum(support.values())} labelled utterances)" if support else "")
+    title = "test split" + (f", {sum(support.values())} labelled utterances" if support else "")
     table = Table(title=title, title_justify="left")
     table.add_column("model")
     table.add_column("weighted F1", justify="right")
     table.add_column("accuracy", justify="right")
-    table.add_column("what it sees")
-    table.add_row("DGODE (best trial)", f"{test['weighted_f1']:.3f}", f"{test['accuracy']:.3f}",
-                  "utterances in their conversation (graph + ODE)", style="bold")
+    table.add_column("sees")
+    table.add_row("DGODE (best trial)", f"{test['weighted_f1']:.3f}", f"{test['accuracy']:.3f}", "the conversation",
+                  style="bold")
     baselines = result.baselines
     if baselines is not None:
         table.add_row("context-free MLP", f"{baselines.mlp['weighted_f1']:.3f}", f"{baselines.mlp['accuracy']:.3f}",
-                      "each utterance alone")
+                      "one utterance")
         table.add_row(f"majority class ({baselines.majority_class})", f"{baselines.majority['weighted_f1']:.3f}",
                       f"{baselines.majority['accuracy']:.3f}", "nothing")
     return table
@@ -126,8 +118,8 @@ def mlflow_ui_hint(tracking_uri: str) -> str:
     if tracking_uri.startswith("http"):
         return f"MLflow: open {tracking_uri} in a browser (the tracking server this run used)."
     return (
-        f"MLflow UI: .venv/bin/mlflow ui --backend-store-uri {tracking_uri} --port 5000\n"
-        "           then browse http://127.0.0.1:5000 (the search run holds the trials, best-on-test, baseline-mlp)"
+        f"MLflow UI: .venv/bin/mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1 --port 5000\n"
+        "then browse http://127.0.0.1:5000: the search run holds the trials, best-on-test and baseline-mlp"
     )
 
 
