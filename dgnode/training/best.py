@@ -69,5 +69,5 @@ def evaluate_and_register(config: Any, data: Any, state: dict[str, Any], run: An
     test = trainer.evaluate("test", keep_representations=False).summary() if data.split("test") else {}
     if test:
         run.log_evaluation(test, data.label_names, split="test")
-    model_uri, version = run.log_model(trainer.core_model, registered_name=registered_name)
+    model_uri, version = run.log_model(config, state, data.normalisation, registered_name=registered_name)
     return BestModel(test, model_uri, version)

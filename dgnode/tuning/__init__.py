@@ -3,7 +3,8 @@
 * :mod:`~dgnode.tuning.settings`: :class:`TuneSettings`; :mod:`~dgnode.tuning.space`: search spaces;
 * :mod:`~dgnode.tuning.search`: :func:`run_search` (new or resumed), the best model tested once;
 * :mod:`~dgnode.tuning.trainable`: the trial functions; :mod:`~dgnode.tuning.callbacks`,
-  :mod:`~dgnode.tuning.mlflow_callback`, :mod:`~dgnode.tuning.results`: the driver's side.
+  :mod:`~dgnode.tuning.mlflow_callback`, :mod:`~dgnode.tuning.results`: the driver's side;
+* :mod:`~dgnode.tuning.trust`: :func:`refuse_untrusted`, a search directory private before a resume.
 
 Names resolve lazily (PEP 562), so ``dgnode --help`` does not load Ray.
 """

@@ -63,6 +63,28 @@ def test_unreachable_tracking_server_fails_before_any_training(tiny_store, tmp_p
     assert len(err) == 1 and err[0].startswith(f"dgnode: error: MLflow tracking server {uri} is unreachable")
 
 
+@pytest.mark.parametrize("loose, who", [("", "group"), ("search", "others"), ("search/tuner.pkl", "group and others")])
+def test_resume_refuses_a_search_directory_others_can_write(tmp_path, capsys, loose, who):
+    """Tune's restore unpickles OUT/search/tuner.pkl: a directory or pickle others can change is refused
+    before anything in it is read."""
+    out = tmp_path / "search-out"
+    (out / "search").mkdir(parents=True)
+    (out / "search.json").write_text("{}")
+    (out / "search" / "tuner.pkl").write_bytes(b"not read")
+    for path in (out, out / "search", out / "search" / "tuner.pkl"):
+        path.chmod(0o700 if path.is_dir() else 0o600)
+    target = out / loose if loose else out
+    target.chmod(target.stat().st_mode | {"group": 0o020, "others": 0o002, "group and others": 0o022}[who])
+    assert main(["tune", "--resume", "--out", str(out), "--progress=false"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"dgnode: error: refusing to resume from {out}: {target} is writable by {who}, and resuming unpickles "
+                   f"the search state kept there (code execution for whoever can change it); make it yours alone "
+                   f"(chmod -R go-w {out}) or start a new search"]
+    target.chmod(0o700 if target.is_dir() else 0o600)  # private again: the check passes, the empty record does not
+    assert main(["tune", "--resume", "--out", str(out), "--progress=false"]) == 2
+    assert "unreadable search record" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_search_interrupted_and_resumed_is_fully_tracked(ray_local, mlflow_server, tiny_store, tmp_path, capsys):
     from mlflow import MlflowClient
@@ -186,3 +208,64 @@ def test_trials_of_two_ray_train_workers(ray_local, mlflow_server, tiny_store, t
     assert outcome.best_trial_id == best.trial_id
     assert client.get_run(outcome.final_run_id).data.metrics["test_wf1"] == pytest.approx(outcome.test["weighted_f1"], abs=1e-12)
     assert outcome.model_version == "1"
+
+
+@pytest.mark.slow
+def test_lost_tracking_server_stops_the_search_and_resume_completes_it(ray_local, tiny_store, tmp_path):
+    """The MLflow server SIGKILLed mid-search: the search ends within seconds with one error line
+    and exit code 1, its state saved; restarted on the same port and backend, --resume ends with
+    every trial finished once, every epoch logged and no run left RUNNING."""
+    from mlflow import MlflowClient
+
+    from tests.tuning.server_process import kill_server, start_server
+
+    trials, epochs = 4, 3
+    space = tmp_path / "space.yaml"
+    space.write_text("params:\n  optim.lr: {choice: [0.003, 0.01, 0.02, 0.03]}\n")
+    server_root, port, out = tmp_path / "server", _free_port(), tmp_path / "search"
+    uri = f"http://127.0.0.1:{port}"
+    pid = start_server(server_root, port)
+    command = [sys.executable, "-m", "dgnode.cli", "tune", "--data.store", str(tiny_store), "--space", str(space),
+               "--trials", str(trials), "--epochs", str(epochs), "--max_concurrent", "1", "--grace_period", str(epochs),
+               "--seed", "0", "--tracking_uri", uri, "--experiment", "tune-lost", "--out", str(out),
+               "--progress=false", *as_flags(TINY_OVERRIDES)]
+    env = {**os.environ, "RAY_ADDRESS": ray_local.get_runtime_context().gcs_address}
+    try:
+        search = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 300
+            while not (out / "trials.json").exists() and search.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert search.poll() is None, f"the search ended before the server was stopped: {search.communicate()}"
+            kill_server(pid, port)  # mid-search: one trial finished, the next one running
+            lost_at = time.monotonic()
+            stdout, stderr = search.communicate(timeout=300)
+            seconds = time.monotonic() - lost_at
+        finally:
+            if search.poll() is None:
+                search.kill()
+        assert search.returncode == 1, (stdout + stderr)[-3000:]
+        errors = [line for line in stderr.splitlines() if line.startswith("dgnode: error:")]
+        assert errors == [f"dgnode: error: MLflow tracking server {uri} is unreachable ([Errno 111] Connection refused); "
+                          f"the search state is saved: restart the server and run dgnode tune --resume --out {out}"]
+        assert "Traceback" not in stderr
+        assert seconds < 60, f"the search took {seconds:.1f} s to stop after the server was lost"
+        print(f"search stopped {seconds:.1f} s after the server was lost")
+
+        pid = start_server(server_root, port)  # same port, same backend store
+        outcome = run_search(out, resume=True, progress=False)
+        assert not outcome.interrupted
+        assert len(outcome.trials) == trials and {t.status for t in outcome.trials} == {"TERMINATED"}
+        client = MlflowClient(uri)
+        runs = _trial_runs(client, outcome.experiment_id, outcome.parent_run_id)
+        assert sorted(r.data.tags["dgnode.trial_id"] for r in runs) == sorted(t.trial_id for t in outcome.trials)
+        assert {r.info.status for r in runs} == {"FINISHED"}
+        for run in runs:
+            assert run.data.tags["dgnode.stop_reason"] == "completed" and run.data.tags["dgnode.epochs_run"] == str(epochs)
+            for key in ("train_loss", "valid_wf1"):
+                assert {m.step for m in client.get_metric_history(run.info.run_id, key)} == set(range(epochs)), key
+        assert not client.search_runs([outcome.experiment_id], filter_string="attributes.status = 'RUNNING'")
+        assert client.get_run(outcome.parent_run_id).info.status == "FINISHED"
+        assert [v.version for v in client.search_model_versions("name='tune-lost'")] == [outcome.model_version]
+    finally:
+        kill_server(pid, port)
