@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from dgnode.graph import UNLIMITED, SparseOperator, adjacency_operator, build_edges
+from dgnode.graph import UNLIMITED, SparseOperator, adjacency_operator, batch_spectral_bounds, build_edges
 from dgnode.models.base import BatchLike, ContextEncoder, EmotionClassifier, ModelConfig, ModelOutput, select_features
 from dgnode.models.graph_ode import GraphODE, ODEConfig
 from dgnode.models.mixhop import AdaptiveMixHop
@@ -130,11 +130,18 @@ class DGODE(nn.Module):
                 for layer in self.mixhop:
                     h = self.dropout(layer(h, adjacency, h0))
             if self.ode is not None:
-                h = self.ode(h, adjacency)
+                bounds = batch_spectral_bounds(batch.lengths, len(self.modalities), self.config.wp, self.config.wf,
+                                               self.config.alpha)
+                h = self.ode(h, adjacency, bounds)
                 nfe = self.ode.last_nfe
         num_utterances = features[0].shape[0]
         representations = h.view(len(self.modalities), num_utterances, -1).transpose(0, 1).reshape(num_utterances, -1)
         return ModelOutput(logits=self.classifier(representations), representations=representations, nfe=nfe)
+
+    def diagnostics(self) -> dict[str, float]:
+        """The graph ODE's stability terms (:meth:`GraphODE.diagnostics`, keys prefixed ``ode_``;
+        empty without the ODE): what the training loop logs per epoch."""
+        return {f"ode_{k}": v for k, v in self.ode.diagnostics().items()} if self.ode is not None else {}
 
     def adjacency(self, batch: BatchLike) -> SparseOperator:
         """``Â`` of the batch's multimodal graph, ``(M N, M N)`` sparse."""

@@ -205,6 +205,12 @@ class Trainer:
             representations=torch.cat(representations).numpy() if representations else None,
         )
 
+    def diagnostics(self) -> dict[str, float]:
+        """The model's own per-epoch diagnostics (its ``diagnostics()`` method, if it has one:
+        DGODE's ODE growth bound and ``W``'s spectrum); empty otherwise."""
+        report = getattr(self.core_model, "diagnostics", None)
+        return dict(report()) if callable(report) else {}
+
     # -- early stopping --------------------------------------------------------------------
     def update_best(self, epoch: int, valid_wf1: float) -> bool:
         """Record a validation score; ``True`` when it beats every earlier one."""

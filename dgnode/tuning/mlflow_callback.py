@@ -29,7 +29,7 @@ from typing import Any
 
 from ray.tune import Callback
 
-from dgnode.tracking.runs import EPOCH_METRICS, ERROR_TAG, PARENT_TAG, STOP_REASON_TAG, RunStatus, TrackedRun
+from dgnode.tracking.runs import DIAGNOSTIC_PREFIX, EPOCH_METRICS, ERROR_TAG, PARENT_TAG, STOP_REASON_TAG, RunStatus, TrackedRun
 
 TRIAL_TAG = "dgnode.trial_id"
 KIND_TAG = "dgnode.run_kind"
@@ -88,7 +88,8 @@ class MLflowTrialCallback(Callback):
         if run_id is None:
             return
         step = int(result.get("epoch", result.get("training_iteration", 1) - 1))
-        values = {k: result[k] for k in (*EPOCH_METRICS, "best_valid_wf1", "valid_loss") if k in result}
+        values = {k: v for k, v in result.items()
+                  if k in (*EPOCH_METRICS, "best_valid_wf1", "valid_loss") or k.startswith(DIAGNOSTIC_PREFIX)}
         finite = {k: float(v) for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         TrackedRun(self.tracking_uri, run_id, self.experiment_id).log_metrics(finite, step=step)
 
