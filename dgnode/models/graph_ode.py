@@ -38,6 +38,10 @@ the graph term is the largest over the graphs solved since the previous call, fr
 * other directed windows (``wp != wf``): only ``ω`` (about ``0.95 + λ_max(W) - 2 < 0`` for the
   11/5 windows) holds.
 
+``method: exact`` evaluates the closed-form solution instead (a truncated power series in
+``Â`` in ``W``'s eigenbasis, the truncation chosen from a stated error bound and ``rtol``:
+:mod:`dgnode.models.ode_exact`); its NFE is the number of products with ``Â``.
+
 Solver settings follow torchdiffeq: ``method`` (``dopri5``, ``rk4``, ``euler``...), ``rtol``,
 ``atol``, ``options`` (a plain dict passed through, e.g. ``{"step_size": 0.1}``) and
 ``adjoint`` (``odeint_adjoint``: memory constant in the number of steps, at the price of a
@@ -57,11 +61,13 @@ from torch import Tensor, nn
 from dgnode.errors import DgnodeError
 from dgnode.graph.adjacency import SparseOperator
 from dgnode.graph.spectrum import SpectralBounds
+from dgnode.models.ode_exact import exact_solve, truncation_terms
 from dgnode.models.ode_weight import WEIGHT_FORMS, ChannelMixing
 
 ADAPTIVE_METHODS = ("dopri8", "dopri5", "bosh3", "fehlberg2", "adaptive_heun")
 FIXED_STEP_METHODS = ("euler", "midpoint", "heun2", "heun3", "rk4", "explicit_adams", "implicit_adams", "fixed_adams")
-METHODS = ADAPTIVE_METHODS + FIXED_STEP_METHODS
+METHODS = ADAPTIVE_METHODS + FIXED_STEP_METHODS  # torchdiffeq's solvers
+EXACT = "exact"  # the closed form of dgnode.models.ode_exact
 
 
 class NFECapExceeded(DgnodeError):
@@ -77,12 +83,14 @@ class ODEConfig:
     """How the graph ODE is solved (torchdiffeq's vocabulary).
 
     Attributes:
-        method: a torchdiffeq solver name (:data:`METHODS`).
-        rtol, atol: tolerances of adaptive solvers (ignored by fixed-step ones).
+        method: a torchdiffeq solver name (:data:`METHODS`) or ``exact``, the closed-form
+            solution (:mod:`dgnode.models.ode_exact`).
+        rtol, atol: tolerances of adaptive solvers (ignored by fixed-step ones); for ``exact``,
+            ``rtol`` bounds the relative (Frobenius) truncation error and ``atol`` is unused.
         T: integration end time; ``H(T)`` is the output.
         step_size: step of fixed-step solvers (``None``: one step over ``[0, T]``); also
             accepted in ``options``.
-        adjoint: backpropagate with ``odeint_adjoint``.
+        adjoint: backpropagate with ``odeint_adjoint`` (no effect with ``exact``).
         weight: ``"symmetric"`` (``U diag(d) U^T``, ``U`` orthogonal, ``d`` in ``(0, 1)``) or ``"free"``.
         options: extra solver options passed through to torchdiffeq unchanged.
     """
@@ -97,8 +105,8 @@ class ODEConfig:
     options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"ode.method must be one of {', '.join(METHODS)}; got {self.method!r}")
+        if self.method not in (*METHODS, EXACT):
+            raise ValueError(f"ode.method must be one of {', '.join((*METHODS, EXACT))}; got {self.method!r}")
         if self.rtol <= 0 or self.atol <= 0:
             raise ValueError(f"ode.rtol and ode.atol must be positive, got {self.rtol}, {self.atol}")
         if self.T <= 0:
@@ -107,6 +115,8 @@ class ODEConfig:
             raise ValueError(f"ode.step_size must be positive, got {self.step_size}")
         if self.weight not in WEIGHT_FORMS:
             raise ValueError(f"ode.weight must be one of {', '.join(WEIGHT_FORMS)}; got {self.weight!r}")
+        if self.method == EXACT and self.weight != "symmetric":
+            raise ValueError("ode.method exact needs W's orthogonal eigenbasis: use ode.weight symmetric")
 
     def solver_options(self, nfe_cap: int | None = None) -> dict[str, Any]:
         """The ``options`` dict for torchdiffeq: ``step_size`` for fixed-step methods and, for
@@ -171,6 +181,7 @@ class GraphODE(nn.Module):
         self.func = GraphODEFunc()
         self.nfe_cap: int | None = None
         self.last_nfe = 0
+        self.last_truncation_bound = 0.0  # R_K of the latest exact solve (dgnode.models.ode_exact)
         self._graph_bounds: SpectralBounds | None = None
 
     def forward(self, x: Tensor, adjacency: SparseOperator | Tensor, bounds: SpectralBounds | None = None) -> Tensor:
@@ -182,6 +193,8 @@ class GraphODE(nn.Module):
             bounds = SpectralBounds.of_matrix(adjacency.matrix if isinstance(adjacency, SparseOperator) else adjacency)
         self._graph_bounds = bounds if self._graph_bounds is None else self._graph_bounds.merge(bounds)
         config = self.config
+        if config.method == EXACT:
+            return self._solve_exactly(x, adjacency, bounds)
         func = self.func
         weight = self.mixing()
         func.shifted_weight = weight - 2.0 * torch.eye(weight.shape[0], dtype=weight.dtype, device=weight.device)
@@ -215,6 +228,16 @@ class GraphODE(nn.Module):
         if config.adjoint and out.requires_grad:
             out.register_hook(self._start_backward_count)
         return out
+
+    def _solve_exactly(self, x: Tensor, adjacency: SparseOperator | Tensor, bounds: SpectralBounds) -> Tensor:
+        basis, spectrum = self.mixing.eigh()
+        shift_min = 2.0 - float(spectrum.detach().max())
+        terms, self.last_truncation_bound = truncation_terms(bounds.norm, self.config.T, shift_min, self.config.rtol)
+        if self.nfe_cap is not None and terms > self.nfe_cap:
+            raise NFECapExceeded(f"the exact graph ODE solve needs {terms} products with Â, more than "
+                                 f"train.nfe_cap {self.nfe_cap}; shorten ode.T or loosen ode.rtol")
+        self.last_nfe = terms
+        return exact_solve(x, adjacency, basis, spectrum, self.config.T, terms)
 
     def diagnostics(self) -> dict[str, float]:
         """Stability of the dynamics (module docstring): ``growth_bound`` ``ω``, its terms
