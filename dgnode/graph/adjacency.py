@@ -96,7 +96,10 @@ class SparseOperator:
         return self.matrix.to_dense()
 
     def __matmul__(self, dense: Tensor) -> Tensor:
-        return _SparseMatmul.apply(self.matrix, self.transpose, dense)
+        # Under bf16 autocast the dense side arrives in bf16 and autocast would cast the sparse
+        # side too, which sparse kernels do not support: the product runs in the matrix's dtype.
+        with torch.autocast(dense.device.type, enabled=False):
+            return _SparseMatmul.apply(self.matrix, self.transpose, dense.to(self.matrix.dtype))
 
 
 class _SparseMatmul(torch.autograd.Function):

@@ -186,7 +186,13 @@ class GraphODE(nn.Module):
 
     def forward(self, x: Tensor, adjacency: SparseOperator | Tensor, bounds: SpectralBounds | None = None) -> Tensor:
         """``H(T)`` from ``H(0) = H_0 = x``. ``bounds``: spectral bounds of ``adjacency`` (from
-        :func:`dgnode.graph.batch_spectral_bounds`; default: cheap bounds from its entries)."""
+        :func:`dgnode.graph.batch_spectral_bounds`; default: cheap bounds from its entries).
+        Runs in at least float32 even under autocast: adaptive step control and the exact
+        solver's series need more than bf16's 8 mantissa bits."""
+        with torch.autocast(x.device.type, enabled=False):
+            return self._solve(x.float() if x.dtype in (torch.float16, torch.bfloat16) else x, adjacency, bounds)
+
+    def _solve(self, x: Tensor, adjacency: SparseOperator | Tensor, bounds: SpectralBounds | None) -> Tensor:
         import torchdiffeq
 
         if bounds is None:

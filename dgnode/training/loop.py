@@ -7,9 +7,9 @@ after every epoch, resumed from it). They differ only in how the :class:`Trainer
 DDP-wrapped model, the worker's rank) and in the hooks.
 
 Per epoch: train (:meth:`Trainer.train_epoch`), stop on a NaN/inf loss (:class:`TrainingDiverged`),
-evaluate valid, keep the best model by valid weighted F1, then ``hooks.end_epoch``; a hook raising
-:class:`StopTraining` (an ASHA-like callback) ends training after the epoch, and so does the
-config's patience.
+evaluate valid, step the LR schedule (:meth:`Trainer.step_schedule`), keep the best model by
+valid weighted F1, then ``hooks.end_epoch``; a hook raising :class:`StopTraining` (an ASHA-like callback) ends
+training after the epoch, and so does the config's patience.
 """
 
 from __future__ import annotations
@@ -58,8 +58,9 @@ class LoopResult:
 
 def run_epochs(trainer: Trainer, hooks: Hooks, epochs: int | None = None) -> LoopResult:
     """Train ``trainer`` from where ``hooks.resume`` leaves it up to ``epochs`` (default
-    ``train.epochs``). Each epoch's metrics: :func:`~dgnode.training.evaluation.epoch_metrics`
-    plus ``best_valid_wf1``, ``best_epoch``, ``early_stopped`` (1 when patience ends training
+    ``train.epochs``). The LR schedule steps after each validation. Each epoch's metrics:
+    :func:`~dgnode.training.evaluation.epoch_metrics` plus ``best_valid_wf1``, ``best_epoch``,
+    ``lr`` (the rate the epoch trained with), ``early_stopped`` (1 when patience ends training
     after this epoch) and ``last`` (1 on the final epoch)."""
     epochs = epochs or trainer.config.train.epochs
     history = list(hooks.resume(trainer))
@@ -69,11 +70,13 @@ def run_epochs(trainer: Trainer, hooks: Hooks, epochs: int | None = None) -> Loo
         if not math.isfinite(stats["train_loss"]):
             raise TrainingDiverged(f"train loss is {stats['train_loss']} at epoch {epoch}: training diverged")
         valid = trainer.evaluate("valid", keep_representations=False)
+        lr = trainer.lr  # the rate this epoch trained with; the schedule then sets the next one
+        trainer.step_schedule(valid.loss)
         if trainer.update_best(epoch, valid.weighted_f1):
             hooks.new_best(trainer, valid, epoch)
         patience_stop = trainer.should_stop()
         metrics = {**epoch_metrics(epoch, stats, valid, trainer.diagnostics()), "best_valid_wf1": trainer.best_valid_wf1,
-                   "best_epoch": trainer.best_epoch, "early_stopped": int(patience_stop),
+                   "best_epoch": trainer.best_epoch, "lr": lr, "early_stopped": int(patience_stop),
                    "last": int(patience_stop or epoch == epochs - 1)}
         history.append(metrics)
         try:
