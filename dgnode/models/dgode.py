@@ -37,9 +37,10 @@ import torch
 from torch import nn
 
 from dgnode.graph import UNLIMITED, SparseOperator, adjacency_operator, batch_spectral_bounds, build_edges
-from dgnode.models.base import BatchLike, ContextEncoder, EmotionClassifier, ModelConfig, ModelOutput, select_features
+from dgnode.models.base import BatchLike, EmotionClassifier, ModelConfig, ModelOutput, select_features
 from dgnode.models.graph_ode import GraphODE, ODEConfig
 from dgnode.models.mixhop import AdaptiveMixHop
+from dgnode.models.recurrence import ContextEncoder, encode_contexts
 from dgnode.models.registry import register_model
 
 
@@ -116,10 +117,10 @@ class DGODE(nn.Module):
     def forward(self, batch: BatchLike) -> ModelOutput:
         features = select_features(batch, self.modalities)
         speaker = self.speaker_embedding(batch.speakers) if self.speaker_embedding is not None else 0.0
-        encoded = [
-            self.encoders[m](x, batch.dialog_index, batch.position, batch.lengths) + speaker
-            for m, x in zip(self.modalities, features)
-        ]
+        # The modality encoders share one batched recurrence (dgnode.models.recurrence).
+        contexts = encode_contexts([self.encoders[m] for m in self.modalities], features, batch.dialog_index,
+                                   batch.position, batch.lengths)
+        encoded = [context + speaker for context in contexts]
         # Node layout of dgnode.graph: node(m, u) = m * N + u, i.e. modalities stacked.
         h0 = self.dropout(torch.cat(encoded, dim=0))
         h = h0
