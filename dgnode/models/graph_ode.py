@@ -42,6 +42,13 @@ the graph term is the largest over the graphs solved since the previous call, fr
 ``Â`` in ``W``'s eigenbasis, the truncation chosen from a stated error bound and ``rtol``:
 :mod:`dgnode.models.ode_exact`); its NFE is the number of products with ``Â``.
 
+The solvers work in ``W``'s eigenbasis: ``G = H U`` obeys the same equation with ``W`` replaced by
+``diag(d)`` (``U`` is orthogonal), so a function evaluation is one sparse product with ``Â`` and an
+elementwise scaling, and ``U`` enters twice per solve instead of once per evaluation. Fixed-step
+solvers give the same ``H(T)`` up to float rounding; adaptive ones measure their error in the
+rotated coordinates, so their steps (and results, within the tolerance) may differ slightly
+from a solve in the original ones.
+
 Solver settings follow torchdiffeq: ``method`` (``dopri5``, ``rk4``, ``euler``...), ``rtol``,
 ``atol``, ``options`` (a plain dict passed through, e.g. ``{"step_size": 0.1}``) and
 ``adjoint`` (``odeint_adjoint``: memory constant in the number of steps, at the price of a
@@ -131,19 +138,21 @@ class ODEConfig:
 
 
 class GraphODEFunc(nn.Module):
-    """``f(t, H) = Â H + H (W - 2 I) + H_0``; counts its evaluations.
+    """``f(t, G) = Â G + G S + G_0``; counts its evaluations.
 
-    ``W - 2 I`` (:attr:`shifted_weight`) is built once per solve by :class:`GraphODE`, so an
-    evaluation is one sparse and one dense product. The state is either ``H`` (with ``H_0`` in
-    :attr:`restart`) or, for the adjoint method, the tuple ``(H, H_0)`` with ``dH_0/dt = 0``: the
-    adjoint then treats ``H_0`` as part of the initial state and returns its gradient, which a
-    captured tensor would silently lose.
+    :class:`GraphODE` sets the shift ``S`` (:attr:`shift`) once per solve: for the symmetric
+    ``W = U diag(d) U^T`` the state is ``G = H U`` (``W``'s eigenbasis) and ``S = diag(d) - 2I``
+    is held as the vector ``d - 2``, so an evaluation is one sparse product and an elementwise
+    one; for the free ``W`` the state is ``H`` and ``S = W - 2I``, a dense product. The state is
+    either ``G`` (with ``G_0`` in :attr:`restart`) or, for the adjoint method, the tuple
+    ``(G, G_0)`` with ``dG_0/dt = 0``: the adjoint then treats ``G_0`` as part of the initial
+    state and returns its gradient, which a captured tensor would silently lose.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.adjacency: Tensor | None = None
-        self.shifted_weight: Tensor | None = None
+        self.shift: Tensor | None = None
         self.restart: Tensor | None = None
         self.nfe = 0
         self.nfe_cap: int | None = None
@@ -155,13 +164,14 @@ class GraphODEFunc(nn.Module):
                 f"graph ODE needed more than {self.nfe_cap} function evaluations (train.nfe_cap); "
                 "loosen rtol/atol, shorten ode.T, use a fixed-step method, or raise the cap"
             )
-        if self.adjacency is None or self.shifted_weight is None:
+        if self.adjacency is None or self.shift is None:
             raise RuntimeError("GraphODEFunc.adjacency is not set; call it through GraphODE")
         if isinstance(state, tuple):
             h, h0 = state
         else:
             h, h0 = state, self.restart
-        derivative = torch.addmm(h0, h, self.shifted_weight) + self.adjacency @ h
+        mixed = torch.addcmul(h0, h, self.shift) if self.shift.ndim == 1 else torch.addmm(h0, h, self.shift)
+        derivative = mixed + self.adjacency @ h
         if isinstance(state, tuple):
             return derivative, torch.zeros_like(h0)
         return derivative
@@ -202,8 +212,14 @@ class GraphODE(nn.Module):
         if config.method == EXACT:
             return self._solve_exactly(x, adjacency, bounds)
         func = self.func
-        weight = self.mixing()
-        func.shifted_weight = weight - 2.0 * torch.eye(weight.shape[0], dtype=weight.dtype, device=weight.device)
+        if self.mixing.form == "symmetric":
+            # In W's eigenbasis H W = G diag(d) U^T: no dense product per evaluation, two per solve.
+            basis, spectrum = self.mixing.eigh()
+            start, func.shift = x @ basis, spectrum - 2.0
+        else:
+            weight = self.mixing()
+            basis, start = None, x
+            func.shift = weight - 2.0 * torch.eye(weight.shape[0], dtype=weight.dtype, device=weight.device)
         func.adjacency = adjacency
         func.nfe = 0
         func.nfe_cap = self.nfe_cap
@@ -211,29 +227,29 @@ class GraphODE(nn.Module):
         options = config.solver_options(self.nfe_cap)
         try:
             if config.adjoint:
-                # W - 2I is a non-leaf tensor: the adjoint returns its gradient, and autograd carries
-                # it on to the parameters of W.
-                params = (func.shifted_weight,) if func.shifted_weight.requires_grad else ()
+                # The shift is a non-leaf tensor: the adjoint returns its gradient, and autograd
+                # carries it on to the parameters of W.
+                params = (func.shift,) if func.shift.requires_grad else ()
                 solution = torchdiffeq.odeint_adjoint(
-                    func, (x, x), times, rtol=config.rtol, atol=config.atol, method=config.method,
+                    func, (start, start), times, rtol=config.rtol, atol=config.atol, method=config.method,
                     options=options, adjoint_params=params,
                 )
                 out = solution[0][-1]
             else:
-                func.restart = x
+                func.restart = start
                 out = torchdiffeq.odeint(
-                    func, x, times, rtol=config.rtol, atol=config.atol, method=config.method, options=options
+                    func, start, times, rtol=config.rtol, atol=config.atol, method=config.method, options=options
                 )[-1]
         except AssertionError as error:
             raise self._solver_error(error) from None
         finally:
             func.restart = None
             if not config.adjoint:
-                func.shifted_weight = None
+                func.shift = None
         self.last_nfe = func.nfe
         if config.adjoint and out.requires_grad:
             out.register_hook(self._start_backward_count)
-        return out
+        return out @ basis.t() if basis is not None else out
 
     def _solve_exactly(self, x: Tensor, adjacency: SparseOperator | Tensor, bounds: SpectralBounds) -> Tensor:
         basis, spectrum = self.mixing.eigh()
