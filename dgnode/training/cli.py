@@ -74,7 +74,7 @@ def run_train(options: TrainOptions, config: TrainConfig) -> int:
     from dgnode.errors import InputError
     from dgnode.features.dataset import load_conversations
     from dgnode.reporting.report import metrics_table, run_table
-    from dgnode.training.trainer import fit
+    from dgnode.training.loop import fit
 
     if not config.data.store:
         raise InputError("no feature store: pass --data.store DIR (or data.store in --config)")
@@ -108,7 +108,7 @@ def run_evaluate(options: EvaluateOptions) -> int:
 
     from dgnode.atomic import write_json
     from dgnode.reporting.report import metrics_table
-    from dgnode.training.trainer import load_run
+    from dgnode.training.best import load_run
 
     trainer, config = load_run(options.run, store=options.store, device=options.device)
     summary = trainer.evaluate(options.split).summary()

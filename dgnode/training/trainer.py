@@ -29,6 +29,7 @@ from dgnode.reporting.metrics import classification_metrics
 from dgnode.training.batches import epoch_batches, shard_of_batch
 from dgnode.training.config import TrainConfig
 from dgnode.training.evaluation import EvalResult
+from dgnode.training.provenance import describe_inputs
 from dgnode.training.optim import build_optimizer, build_schedule, step_schedule
 from dgnode.training.reproducibility import derive_seed, explain_nondeterminism, seed_everything
 
@@ -75,6 +76,7 @@ class Trainer:
         self.optimizer = build_optimizer(self.core_model, config.optim)
         self.schedule = build_schedule(self.optimizer, config.optim, config.train.epochs)
         self.class_weights = self._class_weights() if config.train.class_weights else None
+        self.inputs = describe_inputs(config, data, self.modalities)
         self.epoch = 0  # epochs completed
         self.best_valid_wf1 = -math.inf
         self.best_epoch = -1
@@ -249,7 +251,8 @@ class Trainer:
 
     # -- checkpoints -----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to resume: model, optimiser, LR schedule, epoch and early-stopping state."""
+        """Everything needed to resume (model, optimiser, LR schedule, epoch and early-stopping
+        state) and to reload the model on its own (:func:`dgnode.training.provenance.describe_inputs`)."""
         return {
             "model": self.core_model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -262,6 +265,9 @@ class Trainer:
             "dims": dict(self.dims),
             "label_names": list(self.data.label_names),
             "num_speakers": self.data.num_speakers,
+            # modalities, normalisation statistics, speaker rule, store fingerprint, versions:
+            # what reloading the model needs (dgnode.training.provenance)
+            **self.inputs,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
