@@ -7,14 +7,14 @@ CPU part (always; baselines measured in the same run, on the same synthetic corp
   seconds, utterances/s, ratio. ``ray_init_s`` is reported apart.
 * ``decode``: one utterance's video input by segment decoding (10 frames) vs decoding the whole
   dialogue and cutting: seconds per utterance and for all utterances of the dialogue, ratios;
-  peak memory of each (fresh subprocesses, :mod:`dgnode.media.memprobe`).
+  peak memory of each (fresh subprocesses, ``bench/memprobe.py``).
 * ``memory``: peak memory of decoding one segment from a 5-minute dialogue vs a 10-second one
   (median of ``--probe-runs`` subprocesses each); the ratio must stay within 20%.
 
-GPU part (``--gpu``): ImageBind-huge with random weights in float16, the process capped at
-``--gpu-memory-gb`` (``torch.cuda.set_per_process_memory_fraction``); per modality and batch size:
-peak allocated memory, the cost model's prediction, items/s; the batch size the cost model
-picks and whether it fit; utterances/s at the planned sizes. Without CUDA: ``"gpu": null``.
+GPU part (``--gpu``): ``bench/gpu_check.py`` (ImageBind-huge with random weights in float16, the
+allocator capped at ``--gpu-memory-gb`` less the CUDA context; the planned batch, twice it and
+the extraction path's throughput) plus a sweep of batch sizes per modality: peak allocated and
+reserved memory against the cost model's prediction, utterances/s. Without CUDA: ``"gpu": null``.
 
     python bench/bench_extract.py [--dialogs 5] [--gpu] [--gpu-memory-gb 24] [--out result.json]
 """
@@ -36,8 +36,8 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
+from bench.memprobe import probe  # noqa: E402
 from dgnode.corpus import synth_media  # noqa: E402
-from dgnode.media.memprobe import probe  # noqa: E402
 
 
 # -- corpus ----------------------------------------------------------------------------------
@@ -59,7 +59,8 @@ def write_dialogue(path: Path, seconds: float) -> Path:
 def bench_pipeline(manifest: Path, work: Path, max_batch_size: int) -> dict:
     import ray
 
-    from dgnode.embedding.pipeline import ExtractConfig, run_extraction
+    from dgnode.embedding.config import ExtractConfig
+    from dgnode.embedding.pipeline import run_extraction
 
     def config(store: str) -> ExtractConfig:
         return ExtractConfig(manifest=str(manifest), store=str(work / store), model="tiny",
@@ -98,7 +99,7 @@ def bench_pipeline(manifest: Path, work: Path, max_batch_size: int) -> dict:
 
 # -- CPU: segment vs whole-dialogue decoding -------------------------------------------------
 def bench_decode(work: Path, seconds: float, utterances: int, probe_runs: int) -> dict:
-    from dgnode.media.memprobe import decode_whole
+    from bench.memprobe import decode_whole
     from dgnode.media.video import VideoSource, read_video_segment
 
     video = str(write_dialogue(work / "Ses01F_impro09.avi", seconds))
@@ -161,88 +162,21 @@ def bench_memory(work: Path, probe_runs: int) -> dict:
 
 # -- GPU -------------------------------------------------------------------------------------
 GPU_BATCHES = {
-    "vision": (1, 2, 4, 8, 16, 32, 48, 64, 96, 128),
-    "audio": (1, 8, 32, 128, 256, 512, 1024),
-    "text": (1, 32, 128, 512, 1024, 2048),
+    "vision": [1, 2, 4, 8, 16, 32, 48, 64, 96, 128],
+    "audio": [1, 8, 32, 128, 256, 512, 1024],
+    "text": [1, 32, 128, 512, 1024, 2048],
 }
 
 
-def _input(modality: str, batch: int, generator) -> "torch.Tensor":  # noqa: F821
-    import torch
-
-    if modality == "text":
-        return torch.randint(1, 49407, (batch, 77), generator=generator)
-    shape = (15, 3, 2, 224, 224) if modality == "vision" else (3, 1, 128, 204)
-    return torch.randn((batch, *shape), generator=generator).to(torch.float16)
-
-
 def bench_gpu(gpu_memory_gb: float, repeats: int) -> dict | None:
+    """``bench/gpu_check.py`` (plan, twice the plan, throughput) plus a sweep of batch sizes."""
     import torch
 
     if not torch.cuda.is_available():
         return None
-    from dgnode.embedding.memory import plan_batch_sizes
-    from dgnode.embedding.model import HUGE, build_imagebind
+    from bench.gpu_check import run_check
 
-    device = torch.device("cuda")
-    total = torch.cuda.get_device_properties(device).total_memory
-    fraction = min(1.0, gpu_memory_gb * 1e9 / total)
-    torch.cuda.set_per_process_memory_fraction(fraction, device)
-    began = time.perf_counter()
-    loaded = build_imagebind("huge", random_init=True, device=device, dtype=torch.float16)
-    torch.cuda.synchronize()
-    build_s = time.perf_counter() - began
-    torch.cuda.empty_cache()
-    weights = torch.cuda.memory_allocated(device)
-    modalities = ["vision", "audio", "text"]
-    plan = plan_batch_sizes(HUGE, modalities, gpu_memory_gb=gpu_memory_gb, element_bytes=2)
-    generator = torch.Generator().manual_seed(0)
-    per_modality: dict[str, dict] = {}
-    seconds_per_item: dict[str, float] = {}
-    for modality in modalities:
-        rows = []
-        for batch in sorted(set(GPU_BATCHES[modality]) | {plan.sizes[modality]}):
-            inputs = _input(modality, batch, generator)
-            row = {"batch": batch, "planned": batch == plan.sizes[modality],
-                   "predicted_peak_bytes": plan.predicted_peak_bytes(modality, batch)}
-            try:
-                loaded.forward(modality, inputs)  # warm-up (cuBLAS handles, kernels)
-                torch.cuda.synchronize()
-                torch.cuda.reset_peak_memory_stats(device)
-                began = time.perf_counter()
-                for _ in range(repeats):
-                    loaded.forward(modality, inputs)
-                torch.cuda.synchronize()
-                elapsed = (time.perf_counter() - began) / repeats
-                row.update(peak_bytes=int(torch.cuda.max_memory_allocated(device)),
-                           seconds=round(elapsed, 4), items_per_s=round(batch / elapsed, 2), oom=False)
-                if row["planned"]:
-                    seconds_per_item[modality] = elapsed / batch
-            except torch.OutOfMemoryError:
-                row.update(oom=True)
-                torch.cuda.empty_cache()
-            rows.append(row)
-            del inputs
-        per_modality[modality] = {
-            "planned_batch": plan.sizes[modality],
-            "planned_fits": any(r["planned"] and not r["oom"] for r in rows),
-            "largest_fitting_batch": max((r["batch"] for r in rows if not r["oom"]), default=0),
-            "item_bytes_model": plan.item_bytes[modality],
-            "rows": rows,
-        }
-    per_utterance = sum(seconds_per_item.values()) if len(seconds_per_item) == len(modalities) else None
-    return {
-        "device": torch.cuda.get_device_name(device),
-        "total_memory_bytes": int(total),
-        "memory_fraction": round(fraction, 4),
-        "budget_gb": gpu_memory_gb,
-        "build_s": round(build_s, 2),
-        "weights_allocated_bytes": int(weights),
-        "weights_model_bytes": plan.weight_bytes,
-        "batch_plan": plan.sizes,
-        "utterances_per_s_at_plan": round(1 / per_utterance, 2) if per_utterance else None,
-        "modalities": per_modality,
-    }
+    return run_check(gpu_memory_gb, "float16", "huge", "cuda", budget_s=3600, extra_batches=GPU_BATCHES, repeats=repeats)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -119,8 +119,8 @@ def main() -> None:
     parser.add_argument("--dims", default="text=1024,audio=1024,vision=1024", help="feature dims (ImageBind: 1024 each)")
     parser.add_argument("--repeats", type=int, default=3, help="streams and batch passes per dialogue (median)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    parser.add_argument("--set", dest="overrides", type=yaml.safe_load, default={},
-                        help="dotted config keys for every model, as a YAML mapping: '{model.hidden: 64}'")
+    parser.add_argument("--overrides", type=yaml.safe_load, default={},
+                        help="train-config keys for every model, a YAML mapping: '{model.hidden: 64}'")
     parser.add_argument("--out", default=None, help="also write the JSON here")
     args = parser.parse_args()
     if args.threads:

@@ -4,6 +4,14 @@
 private local instance starts (``address="local"``, never ``"auto"``: a stale cluster on the same
 machine is not joined by accident). A session started here is shut down when the ``with`` block
 ends; one that was already running (a test fixture, a job driver) is left alone.
+
+Who can reach a local instance. Its dashboard and job API listen on 127.0.0.1 only, and token
+authentication is on for the servers (Ray 2.60's default for a local instance; dgnode refuses to
+start one with ``RAY_AUTH_MODE=disabled``), so a request without the session's token is refused (401; tests/foundation/
+test_ray_session.py). Ray 2.60's core gRPC servers (GCS, raylet, workers) and its agents bind all
+interfaces whatever ``--node-ip-address`` says (upstream ray-project/ray#59852 moves them to the
+node IP in a later release); they too require the token. On a shared network, keep the machine's
+firewall closed to Ray's ports or run on a private network.
 """
 
 from __future__ import annotations
@@ -11,6 +19,8 @@ from __future__ import annotations
 import contextlib
 import os
 from typing import Iterator
+
+from dgnode.errors import DgnodeError
 
 __all__ = ["ray_session"]
 
@@ -26,7 +36,11 @@ def ray_session(address: str | None = None, dashboard: bool = False) -> Iterator
         yield
         return
     target = address or os.environ.get("RAY_ADDRESS") or "local"
-    options = {"include_dashboard": dashboard} if target == "local" else {}
+    options = {"include_dashboard": dashboard, "dashboard_host": "127.0.0.1"} if target == "local" else {}
+    if target == "local" and os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled":
+        # Ray 2.60 turns token authentication on for a local instance unless told not to.
+        raise DgnodeError("RAY_AUTH_MODE=disabled: dgnode does not start a Ray whose job API serves requests "
+                          "without the cluster token; unset RAY_AUTH_MODE")
     ray.init(address=target, log_to_driver=False, logging_level="WARNING", **options)
     try:
         yield

@@ -23,6 +23,7 @@ from dgnode.cluster.checks import (
     check_cluster_config,
     iter_commands,
     placeholders,
+    launcher_made_groups,
     world_open_ingress,
 )
 from dgnode.cluster.config import (
@@ -83,5 +84,6 @@ __all__ = [
     "stop_recorded_cluster",
     "stop_session",
     "worker_node_types",
+    "launcher_made_groups",
     "world_open_ingress",
 ]

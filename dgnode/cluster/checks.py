@@ -28,7 +28,7 @@ __all__ = [
     "check_cluster_config",
     "iter_commands",
     "placeholders",
-    "world_open_ingress",
+    "launcher_made_groups", "world_open_ingress",
 ]
 
 PLACEHOLDER = "CHANGE-ME"
@@ -109,6 +109,19 @@ def world_open_ingress(config: Mapping[str, Any]) -> list[Finding]:
                     "Reach the dashboard and MLflow through SSH port forwarding",
                 )
             )
+    return findings
+
+
+def launcher_made_groups(config: Mapping[str, Any]) -> list[Finding]:
+    """Node types without ``SecurityGroupIds``: for them the launcher creates a group, and Ray
+    opens SSH (22) to 0.0.0.0/0 on every group it creates."""
+    findings = []
+    for name, node_type in sorted((config.get("available_node_types") or {}).items()):
+        if not (node_type.get("node_config") or {}).get("SecurityGroupIds"):
+            findings.append(Finding(
+                "error", f"available_node_types.{name}.node_config",
+                "no SecurityGroupIds: the launcher would create a security group with SSH open to 0.0.0.0/0; "
+                "create one with SSH from your network only (docs/cluster.md, Security) and name it here"))
     return findings
 
 
@@ -212,6 +225,7 @@ def check_cluster_config(
 
     # Nothing public.
     findings += world_open_ingress(config)
+    findings += launcher_made_groups(config)
     for where, command in iter_commands(config):
         for host in _DASHBOARD_HOST.findall(command):
             if host not in LOCAL_HOSTS:

@@ -79,6 +79,12 @@ class RehearsalReport:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    @property
+    def succeeded(self) -> bool:
+        """All work ran, GPU workers came up and went again, and the head offered no GPU."""
+        return (all(s.units_done == s.units for s in self.stages) and self.scale_up_s is not None
+                and self.scale_down_s is not None and self.head_gpus_max == 0)
+
 
 def _schedulable(resources: Mapping[str, float]) -> dict[str, float]:
     """The resources a node type declares (CPU, GPU, accelerator), without Ray's per-node extras."""

@@ -42,7 +42,6 @@ CODE_TO_CATEGORY = {
     "dis": "Disgust",
     "oth": "Other",
 }
-RATER_CATEGORIES = tuple(CODE_TO_CATEGORY.values())
 MERC6_LABELS = ("hap", "sad", "neu", "ang", "exc", "fru")
 HAPPINESS = "Happiness"
 

@@ -19,18 +19,29 @@ The Parquet metadata holds ``label_names`` (JSON list), ``label_scheme`` and ``c
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dgnode.atomic import atomic_write
 from dgnode.corpus.rejects import REJECT_COLUMNS
+from dgnode.corpus.splits import SPLITS
 from dgnode.errors import InputError
+from dgnode.features.metadata import KEY_COLUMNS
 
 MANIFEST_FILE = "manifest.parquet"
 REJECTS_FILE = "rejects.parquet"
+# The columns holding each modality's media (beside the feature store's key columns): what an
+# extraction of that modality reads.
+MEDIA_COLUMNS = {
+    "text": ("text",),
+    "audio": ("wav_path", "video_path", "start_s", "end_s"),
+    "vision": ("video_path", "start_s", "end_s", "speaker_side"),
+}
 
 WORD_TYPE = pa.struct([("word", pa.string()), ("start_s", pa.float64()), ("end_s", pa.float64())])
 MANIFEST_SCHEMA = pa.schema(
@@ -93,28 +104,65 @@ def write_manifest(frame: pd.DataFrame, path: str | Path, metadata: dict[str, An
     table = _table(frame, MANIFEST_SCHEMA)
     encoded = {key.encode(): json.dumps(value).encode() for key, value in metadata.items()}
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), **encoded})
-    pq.write_table(table, path)
+    # Atomic: a full disk must not leave a truncated manifest where a good one was.
+    atomic_write(path, lambda temporary: pq.write_table(table, temporary))
 
 
 def write_rejects(frame: pd.DataFrame, path: str | Path) -> None:
-    pq.write_table(_table(frame, REJECTS_SCHEMA), path)
+    table = _table(frame, REJECTS_SCHEMA)
+    atomic_write(path, lambda temporary: pq.write_table(table, temporary))
 
 
-def load_manifest(path: str | Path) -> pd.DataFrame:
-    """Read a manifest, check its columns and types; ``frame.attrs`` holds its metadata.
+def load_manifest(path: str | Path, modalities: Sequence[str] | None = None) -> pd.DataFrame:
+    """Read a manifest and check it; ``frame.attrs`` holds its metadata, ``label_names`` always.
 
-    ``path`` is the Parquet file or the scan output directory that contains it. Raises
+    ``path`` is the Parquet file or the scan output directory that contains it. Without
+    ``modalities`` the file must be a whole corpus manifest (every column of
+    :data:`MANIFEST_SCHEMA` with its type, ``label_names`` in the metadata). With ``modalities``
+    (a subset of text, audio, vision: what an extraction embeds) any Parquet file holding the
+    feature store's key columns and the media columns of those modalities (:data:`MEDIA_COLUMNS`)
+    will do, as a hand-made manifest: only those columns are returned, sorted by dialogue and
+    order, relative media paths are taken relative to the manifest's directory, and label names
+    missing from the metadata become ``class_0 .. class_K``. Raises
     :class:`~dgnode.errors.InputError` naming the file and what was expected.
     """
     path = Path(path)
     if path.is_dir():
         path = path / MANIFEST_FILE
-    if not path.exists():
+    if not path.is_file():
         raise InputError("manifest not found (expected the manifest.parquet written by 'dgnode corpus scan')", str(path))
     try:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as error:
         raise InputError(f"not a readable Parquet file: {error}", str(path)) from None
+    attrs = _metadata(table)
+    if modalities is None:
+        frame = _whole_manifest(table, path)
+        if "label_names" not in attrs:
+            raise InputError("manifest metadata has no label_names", str(path))
+    else:
+        frame = _media_manifest(table, path, modalities)
+        if not _is_name_list(attrs.get("label_names")):
+            labels = frame["label"].dropna()
+            attrs["label_names"] = [f"class_{i}" for i in range(int(labels.max()) + 1)] if len(labels) else []
+    frame.attrs = attrs
+    return frame
+
+
+def _metadata(table: pa.Table) -> dict[str, Any]:
+    """The file's own metadata (JSON values; a hand-made file's other values kept as text)."""
+    attrs: dict[str, Any] = {}
+    for key, value in (table.schema.metadata or {}).items():
+        if key.startswith(b"pandas") or key.startswith(b"ARROW"):
+            continue
+        try:
+            attrs[key.decode()] = json.loads(value)
+        except (UnicodeDecodeError, ValueError):
+            attrs[key.decode(errors="replace")] = value.decode(errors="replace")
+    return attrs
+
+
+def _whole_manifest(table: pa.Table, path: Path) -> pd.DataFrame:
     missing = [name for name in MANIFEST_COLUMNS if name not in table.schema.names]
     if missing:
         raise InputError(
@@ -129,14 +177,51 @@ def load_manifest(path: str | Path) -> pd.DataFrame:
         if name not in NULLABLE_COLUMNS and table.column(name).null_count:
             raise InputError(f"column {name} has {table.column(name).null_count} null value(s); it may not be null",
                              str(path))
-    frame = _to_frame(table.select(list(MANIFEST_COLUMNS) + [n for n in table.schema.names if n not in MANIFEST_COLUMNS]),
-                      ("label",))
-    raw = table.schema.metadata or {}
-    frame.attrs = {key.decode(): json.loads(value) for key, value in raw.items() if not key.startswith(b"pandas")
-                   and not key.startswith(b"ARROW")}
-    if "label_names" not in frame.attrs:
-        raise InputError("manifest metadata has no label_names", str(path))
-    return frame
+    return _to_frame(table.select(list(MANIFEST_COLUMNS) + [n for n in table.schema.names if n not in MANIFEST_COLUMNS]),
+                     ("label",))
+
+
+def _media_manifest(table: pa.Table, path: Path, modalities: Sequence[str]) -> pd.DataFrame:
+    needed = list(dict.fromkeys([*KEY_COLUMNS, *(c for m in modalities for c in MEDIA_COLUMNS[m])]))
+    missing = [c for c in needed if c not in table.schema.names]
+    if missing:
+        raise InputError(
+            f"manifest lacks column(s) {', '.join(missing)} needed to extract {', '.join(modalities)}", str(path)
+        )
+    frame = table.select(needed).to_pandas()
+    nulls = {c: int(frame[c].isna().sum()) for c in KEY_COLUMNS if c != "label"}
+    nulls = {c: n for c, n in nulls.items() if n}
+    if nulls:
+        raise InputError(f"null values in required column(s): {nulls}", str(path))
+    try:
+        frame["label"] = frame["label"].astype("Int32")
+    except (TypeError, ValueError):
+        raise InputError("label must hold integer class indices or nulls", str(path)) from None
+    duplicated = frame["utt_id"][frame["utt_id"].duplicated()].unique().tolist()
+    if duplicated:
+        raise InputError(f"manifest repeats utt_id(s) {duplicated[:5]}", str(path))
+    bad_splits = sorted(set(frame["split"].astype(str)) - set(SPLITS))
+    if bad_splits:
+        raise InputError(f"split values must be one of {list(SPLITS)}, found {bad_splits}", str(path))
+    for column in ("wav_path", "video_path"):
+        if column in frame.columns:
+            frame[column] = [_resolve(p, path.parent) for p in frame[column]]
+    if "speaker_side" in frame.columns:
+        bad_sides = sorted(set(frame["speaker_side"].dropna()) - {"left", "right"})
+        if bad_sides:
+            raise InputError(f"speaker_side must be left or right, found {bad_sides}", str(path))
+    return frame.sort_values(["dialog_id", "order"], kind="stable").reset_index(drop=True)
+
+
+def _resolve(value: Any, base: Path) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    candidate = Path(str(value))
+    return str(candidate if candidate.is_absolute() else base / candidate)
+
+
+def _is_name_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(n, str) for n in value)
 
 
 def load_rejects(path: str | Path) -> pd.DataFrame:

@@ -18,11 +18,13 @@ EmoEvaluation (the transcription repeats them).
 
 Junk is counted where the scan lists a folder: the folders above the sessions and the session
 folders read above. Folders the scan never lists (``lab/``, ``MOCAP_*``, ``dialog/wav``) are not
-inspected. Every skip and reject is one row of ``rejects`` (see :mod:`dgnode.corpus.rejects`).
+inspected. Every skip and reject is one row of ``rejects`` (see :mod:`dgnode.corpus.rejects`),
+among them entries that cannot be followed (a symlink loop): they drop only themselves.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 from collections import Counter, deque
 from dataclasses import dataclass, field
@@ -55,7 +57,7 @@ from dgnode.corpus.splits import SPLITS, standard_split
 from dgnode.corpus.textio import read_lines
 from dgnode.corpus.transcriptions import TranscriptLine, parse_transcription
 from dgnode.corpus.wdseg import WdsegError, parse_wdseg, words
-from dgnode.errors import InputError
+from dgnode.errors import EnvironmentFault, InputError
 
 EMO_SUBFOLDERS = frozenset({"Categorical", "Attribute", "Self-evaluation"})
 
@@ -104,7 +106,10 @@ def scan_corpus(root: str | Path, labels: str = "merc6", strict: bool = False, p
     ``progress``: show a progress bar (``None``: only on a terminal).
     """
     scheme = get_scheme(labels)
-    root = Path(root).resolve()
+    try:
+        root = Path(root).resolve()
+    except (OSError, RuntimeError) as error:  # Python 3.11 raises RuntimeError for a symlink loop
+        raise InputError(f"corpus root cannot be followed ({error})", str(root)) from None
     if not root.is_dir():
         raise InputError("corpus root is not a directory", str(root))
     log = RejectLog(strict=strict)
@@ -133,14 +138,20 @@ def scan_corpus(root: str | Path, labels: str = "merc6", strict: bool = False, p
 def write_scan(result: ScanResult, out_dir: str | Path) -> dict[str, Path]:
     """Write ``manifest.parquet`` and ``rejects.parquet`` into ``out_dir``; returns their paths."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     paths = {"manifest": out / MANIFEST_FILE, "rejects": out / REJECTS_FILE}
-    write_manifest(
-        result.manifest,
-        paths["manifest"],
-        {"label_names": list(result.label_names), "label_scheme": result.label_scheme, "corpus_root": result.corpus_root},
-    )
-    write_rejects(result.rejects, paths["rejects"])
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        write_manifest(
+            result.manifest,
+            paths["manifest"],
+            {"label_names": list(result.label_names), "label_scheme": result.label_scheme, "corpus_root": result.corpus_root},
+        )
+        write_rejects(result.rejects, paths["rejects"])
+    except OSError as error:
+        # Each file is written atomically: a failed write leaves the earlier file, never half of one.
+        raise EnvironmentFault(
+            f"cannot write the scan's output ({error.strerror or error}): make the folder writable or free space "
+            "on it, then run the scan again", path=str(out)) from None
     return paths
 
 
@@ -165,9 +176,21 @@ def list_entries(directory: Path, log: RejectLog) -> list[os.DirEntry]:
             log.add(R.MACOS_JUNK, entry.path, "macOS metadata file not read")
         elif name.startswith("."):
             log.add(R.HIDDEN_ENTRY, entry.path, "hidden entry not read")
-        else:
+        elif _followable(entry, log):
             kept.append(entry)
     return kept
+
+
+def _followable(entry: os.DirEntry, log: RejectLog) -> bool:
+    """Whether ``entry`` can be followed to a file or folder; a symlink loop or a link into a
+    folder that cannot be read is logged, not raised, so that it drops only itself."""
+    try:
+        entry.is_dir()  # follows links; DirEntry caches the answer for the callers
+    except OSError as error:
+        loop = " (a symlink loop)" if error.errno == errno.ELOOP else ""
+        log.add(R.UNREADABLE, entry.path, f"cannot follow the entry: {error.strerror or error}{loop}; not read")
+        return False
+    return True
 
 
 def find_session_dirs(root: Path, log: RejectLog) -> dict[int, Path]:

@@ -24,6 +24,24 @@ from pathlib import Path
 
 import numpy as np
 
+__all__ = [
+    "CLOCK_TOP",
+    "HALF_WIDTH",
+    "LEFT_HALF_RGB",
+    "NOISE_STD",
+    "RIGHT_HALF_RGB",
+    "SAMPLE_RATE",
+    "VIDEO_FPS",
+    "base_frame",
+    "decode_frame_index",
+    "frame_count",
+    "tone",
+    "utterance_samples",
+    "wav_bytes",
+    "write_dialogue_avi",
+    "write_wav",
+]
+
 SAMPLE_RATE = 16000
 VIDEO_WIDTH, VIDEO_HEIGHT = 720, 480
 HALF_WIDTH = VIDEO_WIDTH // 2
@@ -63,14 +81,6 @@ def base_frame() -> np.ndarray:
     frame[:, :HALF_WIDTH] = LEFT_HALF_RGB
     frame[:, HALF_WIDTH:] = RIGHT_HALF_RGB
     return frame
-
-
-def draw_clock(frame: np.ndarray, index: int) -> None:
-    """Write ``index`` into the clock rows of ``frame`` (in place)."""
-    for bit in range(CLOCK_BITS):
-        on = (index >> (CLOCK_BITS - 1 - bit)) & 1
-        x0 = bit * CLOCK_CELL_WIDTH
-        frame[CLOCK_TOP:, x0 : x0 + CLOCK_CELL_WIDTH] = CLOCK_ON if on else CLOCK_OFF
 
 
 def decode_frame_index(frame: np.ndarray) -> int:

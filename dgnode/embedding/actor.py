@@ -3,7 +3,11 @@
 :class:`Embedder` runs each modality in chunks of its planned batch size
 (:mod:`dgnode.embedding.memory`). On an out-of-memory error it halves that modality's chunk
 size, for the rest of its life, and retries the same items: no item is dropped. Only an item
-that does not fit even alone gets an error (and becomes a failure row). Peak memory per batch
+that does not fit even alone gets an error (and becomes a failure row). On CUDA the next
+chunk's upload (pinned memory, a non-blocking copy on a side stream:
+:mod:`dgnode.embedding.transfer`) starts before the current chunk runs, so copies overlap
+compute; an out-of-memory error discards it, and the retry gathers its rows again at the new
+size. Peak memory per batch
 is measured with ``torch.cuda.max_memory_allocated`` on CUDA; on the CPU there is no per-batch
 peak to read, so the resident set size after each forward is recorded instead (an
 underestimate of the true peak) and labelled ``rss``.
@@ -25,7 +29,17 @@ import numpy as np
 import torch
 
 from dgnode.embedding.model import LoadedImageBind, build_imagebind
+from dgnode.embedding.transfer import ChunkFeeder, Upload
 from dgnode.media.text import TextConfig, tokenize
+
+__all__ = [
+    "BatchStats",
+    "EmbedActor",
+    "Embedder",
+    "INPUT_COLUMNS",
+    "OutOfMemoryError",
+    "simulated_oom_hook",
+]
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +66,11 @@ class Embedder:
     """Chunked, OOM-tolerant forward passes of one loaded model."""
 
     def __init__(
-        self, loaded: LoadedImageBind, chunk_sizes: dict[str, int], fault_hook: FaultHook | None = None
+        self,
+        loaded: LoadedImageBind,
+        chunk_sizes: dict[str, int],
+        fault_hook: FaultHook | None = None,
+        prefetch: bool | None = None,
     ) -> None:
         missing = [m for m in loaded.modalities if m not in chunk_sizes]
         if missing:
@@ -60,6 +78,10 @@ class Embedder:
         self.loaded = loaded
         self.chunk_sizes = {m: max(1, int(chunk_sizes[m])) for m in loaded.modalities}
         self.fault_hook = fault_hook
+        self.feeder = ChunkFeeder(loaded)
+        # One chunk ahead on CUDA, where its copy overlaps compute; on the CPU it would only hold
+        # a second chunk (tests turn it on to check the bookkeeping).
+        self.prefetch = self.feeder.cuda if prefetch is None else prefetch
         self.history: list[BatchStats] = []
 
     def embed(self, batch: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], BatchStats]:
@@ -102,6 +124,7 @@ class Embedder:
         stats: BatchStats,
     ) -> None:
         position = 0
+        ahead: Upload | None = None  # the next chunk, started while the current one runs
         while position < len(pending):
             size = self.chunk_sizes[modality]
             chunk = pending[position : position + size]
@@ -109,8 +132,15 @@ class Embedder:
             try:
                 if self.fault_hook is not None:
                     self.fault_hook(modality, len(chunk))
-                result = self.loaded.forward(modality, torch.from_numpy(np.ascontiguousarray(inputs[chunk])))
+                upload = ahead if ahead is not None and ahead.rows == tuple(chunk) else self.feeder.start(inputs, chunk)
+                ahead = None
+                tensor = upload.wait()
+                following = pending[position + len(chunk) : position + len(chunk) + size]
+                if self.prefetch and following:
+                    ahead = self.feeder.start(inputs, following)
+                result = self.loaded.run(modality, tensor)
             except OutOfMemoryError as error:
+                upload = tensor = ahead = None  # free the device copies before the retry
                 self._release()
                 stats.oom_retries += 1
                 if len(chunk) == 1:
@@ -121,6 +151,7 @@ class Embedder:
                 log.warning("out of memory on %d %s items: batch size now %d", len(chunk), modality, self.chunk_sizes[modality])
                 continue
             vectors[chunk] = result.numpy()
+            upload = tensor = None  # free this chunk's device input now, not when the next one replaces it
             position += len(chunk)
             if not self.loaded.device.type == "cuda":
                 stats.peak_memory_bytes = max(stats.peak_memory_bytes, _rss_bytes())
@@ -165,11 +196,13 @@ class EmbedActor:
         seed: int = 0,
         simulate_oom_above: int | None = None,
         text_config: TextConfig | None = None,
+        dtype: str | None = None,
     ) -> None:
         self.text_config = text_config or TextConfig()
         self.calls = 0
         loaded = build_imagebind(
-            kind, checkpoint, modalities=modalities, device=device, seed=seed, checkpoint_sha256=checkpoint_sha256
+            kind, checkpoint, modalities=modalities, device=device, seed=seed, checkpoint_sha256=checkpoint_sha256,
+            dtype=getattr(torch, dtype) if dtype else None,
         )
         hook = simulated_oom_hook(simulate_oom_above) if simulate_oom_above else None
         self.embedder = Embedder(loaded, chunk_sizes, hook)

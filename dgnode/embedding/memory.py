@@ -1,49 +1,89 @@
-"""How many utterances fit in one forward pass: a per-item memory cost model of ImageBind.
+"""How many utterances fit in one forward pass: ImageBind's memory, counted from its architecture.
 
-The budget ``M`` (``gpu_memory_gb``, default 24 GB) must hold the weights, a fixed reserve
-and the activations of the batch:
+The budget ``M`` (``gpu_memory_gb``, default 24 GB) holds the weights, the activations of one
+batch and a margin:
 
 .. math::
 
-    B_m = \\left\\lfloor \\frac{M - W - R}{\\sigma \\, a_m} \\right\\rfloor
+    B_m = \\left\\lfloor \\frac{(1 - \\mu) M - W}{a_m} \\right\\rfloor
 
-with ``W`` the weight bytes of the kept branches, ``R`` a reserve (CUDA context, cuBLAS
-workspaces, allocator slack), ``sigma`` a safety factor and ``a_m`` the activation bytes per
-utterance of modality ``m``. Modalities run one after the other, so each gets the whole
-remaining budget.
+with ``W`` the weight bytes of the kept branches, ``a_m`` the bytes per utterance of modality
+``m`` and ``mu`` = :data:`SAFETY_MARGIN`. Modalities run one after the other, so each gets the
+whole budget. The plan for 24 GB is what ``dgnode extract --plan`` prints.
 
-**Weights** ``W = b_w * P``: ``P`` counts parameters exactly from the dims (see
-:func:`parameter_count`): a pre-LN transformer block of width ``D`` holds
-``12 D^2 + 13 D`` parameters (QKV ``3D^2+3D``, output ``D^2+D``, MLP ``8D^2+5D``, two
-LayerNorms ``4D``), plus stems, position/class embeddings and heads. For ``imagebind_huge`` this
-gives vision 632.83 M, text 354.03 M, audio 86.24 M: 2.15 GB in float16.
+**Weights** ``W = b * P``: ``P`` counts parameters exactly from the dims (see
+:func:`parameter_count`): a pre-LN transformer block of width ``D`` holds ``12 D^2 + 13 D``
+parameters (QKV ``3D^2+3D``, output ``D^2+D``, MLP ``8D^2+5D``, two LayerNorms ``4D``), plus
+stems, position/class embeddings and heads. ``imagebind_huge``: vision 632.83 M, text 354.03 M,
+audio 86.24 M, 2.15 GB in 16-bit.
 
-**Activations** ``a_m = S_m * b * e(L, K, D, H) + b_in * I_m``: ``S_m`` sequences per utterance
-(vision 5 clips x 3 crops = 15, audio 3 clips, text 1), each of ``L`` tokens (vision
-``1 + (224/14)^2 = 257``, audio ``1 + 12 * 19 = 229``, text 77) attending to ``K`` keys (``L``,
-plus one learned key for audio), width ``D``, ``H`` heads, ``b`` bytes per element; ``I_m`` input
-elements per utterance (vision 15x3x2x224x224, audio 3x128x204, text 77 ids of 8 bytes).
-Without autograd, only one block's tensors are alive at a time, so the layer count enters
-through ``W`` only. Inside a block the peak is the larger of
+**Activations** ``a_m = S_m e_m + 2 b_in I_m``: ``S_m`` sequences per utterance (vision 5 clips x
+3 crops = 15, audio 3 clips, text 1) of ``L`` tokens (vision ``1 + (224/14)^2 = 257``, audio
+``1 + 12 * 19 = 229``, text 77), width ``D``, ``H`` heads, ``K`` keys (``L``; audio adds one
+learned key), ``b`` bytes per element; ``I_m`` input elements per utterance, held twice (the
+chunk being embedded and the next one, uploaded while it runs: :mod:`dgnode.embedding.transfer`).
+Nothing is kept for backward, so the peak ``e_m`` per sequence is that of one block, reached
+either in the MLP or in the attention:
 
-* attention: residual, LayerNorm output, packed QKV, per-head Q/K/V copies, context and
-  projection (``10 L D``) plus scores and softmax (``2 H L K``, assuming the unfused "math"
-  attention; fused kernels need less);
-* MLP: residual, LayerNorm output, hidden and activation (``4 L D`` each), output: ``11 L D``.
+* **MLP** (at the GELU): ``12 L D b``. Alive: the trunk input that ImageBind's ``forward``
+  keeps in its ``trunk_inputs`` dict (1), the previous block's output held by the trunk's loop
+  (1), the residual after attention (1), the LayerNorm output (1), the hidden layer before and
+  after GELU (4 + 4).
+* **Attention, fused** (CUDA flash / memory-efficient SDPA; the CPU's flash kernel): the packed
+  QKV and its contiguous copy (``9 L D b`` with the three above) and then the output and its
+  log-sum-exp: always below the MLP. So ``e = 12 L D b`` (:data:`MLP_WIDTHS`).
+* **Attention, math SDPA** (the fallback when no fused kernel applies): before the scores,
+  ``P = (6 + 2 [bias]) L D b + (3 c + 1) 4 L D`` with ``c = [b < 4]``: the six ``L D b``
+  tensors (the three above and Q, K, V), two more for audio (K and V concatenated with the
+  learned bias), Q/K/V upcast to float32 in 16-bit (the math path computes in float32 unless
+  ``allow_fp16_bf16_reduction_math_sdp``) and one scaled copy. Then either the softmax
+  (float32 scores and probabilities and ``_safe_softmax``'s boolean mask: ``9 H L K`` bytes) or
+  the output (float32 probabilities, their 16-bit copy, the float32 output and its 16-bit copy:
+  ``(4 + 2c) (H L K + L D)``), whichever is larger (in 16-bit the softmax for vision and
+  audio, the output for text). So ``e = max(12 L D b, P + 9 H L K, P + (4 + 2c)(H L K + L D))``.
 
-So ``e = max(10 L D + 2 H L K, 11 L D)`` elements. For huge vision in float16 that is
-10.8 MB per sequence, 171 MB per utterance with its input: about 79 utterances per batch in
-24 GB with ``R = 1.5 GB`` and ``sigma = 1.5``. ``bench/bench_extract.py --gpu`` measures the
-real peaks per batch size against this prediction.
+These counts were read from allocation traces and checked against torch's allocator accounting
+(the profiler's memory events, :mod:`dgnode.embedding.probe`) on ImageBind-huge itself, fp32
+and bf16, batches 1, 2, 4, with a 2-block trunk; the full 32-block vision trunk peaks at the
+same byte (``bench/bench_imagebind_memory.py``, README "Benchmarks"). The fused-path prediction
+is exact (to 8 bytes: text's int64 sequence lengths), the math path within 0.11%, and there is
+no fixed term (the measured peak is proportional to the batch). For huge in 16-bit that is 127.5 MB per
+vision utterance with the input counted once, 136.5 MB as planned, and a 24 GB plan of
+142 vision / 1499 audio / 10,273 text utterances.
+
+**Margin** (:data:`SAFETY_MARGIN`): what the CPU cannot show. A CUDA context and its kernel
+images live outside the allocator (typically 0.3-0.6 GB); cuBLAS and cuDNN workspaces (the
+vision stem is a Conv3d) and the caching allocator's rounding and fragmentation come on top of
+the tensors counted here. ``bench/gpu_check.sh`` measures all of it on a GPU.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Literal, Sequence
 
 from dgnode.embedding.model import ImageBindSpec
+
+__all__ = [
+    "ATTENTION_PATHS",
+    "AUDIO_SHAPE",
+    "BatchPlan",
+    "GB",
+    "INPUT_COPIES",
+    "MLP_WIDTHS",
+    "SAFETY_MARGIN",
+    "TEXT_CONTEXT",
+    "TEXT_VOCAB",
+    "TrunkShape",
+    "VIDEO_SHAPE",
+    "activation_bytes_per_item",
+    "activation_bytes_per_sequence",
+    "parameter_count",
+    "plan_batch_sizes",
+    "trunk_shapes",
+    "weight_bytes",
+]
 
 GB = 1e9
 TEXT_VOCAB = 49408
@@ -53,14 +93,32 @@ AUDIO_SHAPE = (3, 1, 128, 204)  # clips, channel, mel bins, frames
 VISION_PATCH = (2, 14, 14)
 AUDIO_KERNEL, AUDIO_STRIDE = 16, 10
 
+Attention = Literal["fused", "math"]
+ATTENTION_PATHS: tuple[str, ...] = ("fused", "math")
+
+# L x D tensors alive at the MLP's GELU (see the module docstring); measured 12.00 on all three trunks.
+MLP_WIDTHS = 12
+# Math SDPA: L x D tensors alive in the model's dtype before the call, and per learned bias key/value.
+_MATH_BASE_WIDTHS, _MATH_BIAS_KV_WIDTHS = 6, 2
+# Math SDPA, per H x L x K at the softmax: float32 scores (4) and probabilities (4), _safe_softmax's bool mask (1).
+_MATH_SCORE_BYTES = 9
+_FLOAT32 = 4
+# Device copies of a chunk's input: the one being embedded and the next one, uploaded meanwhile.
+INPUT_COPIES = 2
+# Fraction of the budget left unplanned: the CUDA context (outside the allocator, 0.3-0.6 GB),
+# cuBLAS/cuDNN workspaces and allocator rounding/fragmentation that a CPU measurement cannot
+# see. 10% of 24 GB is 2.4 GB, about four times the context, and leaves 8% of the activations for
+# the rest; an error beyond it costs an out-of-memory retry at half the batch, never an item.
+SAFETY_MARGIN = 0.10
+
 
 @dataclass(frozen=True)
 class TrunkShape:
     """Sequence geometry of one modality's transformer for one utterance."""
 
-    width: int
+    width: int  # D
     layers: int
-    heads: int
+    heads: int  # H
     tokens: int  # L
     keys: int  # K: tokens attended to (audio adds one learned key/value)
     sequences: int  # S: sequences per utterance
@@ -119,12 +177,38 @@ def weight_bytes(spec: ImageBindSpec, modalities: Sequence[str], element_bytes: 
     return element_bytes * sum(parameter_count(spec, m) for m in modalities)
 
 
-def activation_bytes_per_item(spec: ImageBindSpec, modality: str, element_bytes: int = 2) -> int:
-    """``a_m``: bytes of activations and input for one utterance (see the module docstring)."""
+def activation_bytes_per_sequence(
+    spec: ImageBindSpec, modality: str, element_bytes: int = 2, attention: Attention = "fused"
+) -> int:
+    """``e_m``: peak bytes of one block's activations for one sequence (the module docstring)."""
+    if attention not in ATTENTION_PATHS:
+        raise ValueError(f"attention must be one of {ATTENTION_PATHS}, got {attention!r}")
     shape = trunk_shapes(spec, element_bytes)[modality]
     tokens_width = shape.tokens * shape.width
-    per_sequence = max(10 * tokens_width + 2 * shape.heads * shape.tokens * shape.keys, 11 * tokens_width)
-    return shape.sequences * element_bytes * per_sequence + shape.input_bytes * shape.input_elements
+    mlp = MLP_WIDTHS * tokens_width * element_bytes
+    if attention == "fused":
+        return mlp
+    bias_kv = shape.keys > shape.tokens
+    cast = element_bytes < _FLOAT32  # 16-bit: Q/K/V, probabilities and output cross float32
+    scores = shape.heads * shape.tokens * shape.keys
+    before = (_MATH_BASE_WIDTHS + _MATH_BIAS_KV_WIDTHS * bias_kv) * tokens_width * element_bytes
+    before += (3 * cast + 1) * tokens_width * _FLOAT32  # Q/K/V in float32, one scaled copy
+    softmax = _MATH_SCORE_BYTES * scores
+    output = (_FLOAT32 + element_bytes * cast) * scores + (_FLOAT32 + element_bytes * cast) * tokens_width
+    return max(mlp, before + softmax, before + output)
+
+
+def activation_bytes_per_item(
+    spec: ImageBindSpec,
+    modality: str,
+    element_bytes: int = 2,
+    attention: Attention = "fused",
+    input_copies: int = INPUT_COPIES,
+) -> int:
+    """``a_m``: bytes of activations and input for one utterance (see the module docstring)."""
+    shape = trunk_shapes(spec, element_bytes)[modality]
+    per_sequence = activation_bytes_per_sequence(spec, modality, element_bytes, attention)
+    return shape.sequences * per_sequence + input_copies * shape.input_bytes * shape.input_elements
 
 
 @dataclass
@@ -134,13 +218,26 @@ class BatchPlan:
     sizes: dict[str, int]
     budget_bytes: int
     weight_bytes: int
-    reserve_bytes: int
-    safety: float
+    margin_bytes: int
+    element_bytes: int
+    attention: str
     item_bytes: dict[str, int] = field(default_factory=dict)
 
     def predicted_peak_bytes(self, modality: str, batch: int) -> int:
-        """What the model predicts the device holds for a batch of ``batch`` items (no safety)."""
+        """What the model predicts the device allocator holds at most for ``batch`` items (no margin)."""
         return self.weight_bytes + batch * self.item_bytes[modality]
+
+    def as_dict(self) -> dict:
+        return {
+            "sizes": dict(self.sizes),
+            "budget_bytes": self.budget_bytes,
+            "weight_bytes": self.weight_bytes,
+            "margin_bytes": self.margin_bytes,
+            "element_bytes": self.element_bytes,
+            "attention": self.attention,
+            "item_bytes": dict(self.item_bytes),
+            "predicted_peak_bytes": {m: self.predicted_peak_bytes(m, n) for m, n in self.sizes.items()},
+        }
 
 
 def plan_batch_sizes(
@@ -148,23 +245,25 @@ def plan_batch_sizes(
     modalities: Sequence[str],
     gpu_memory_gb: float = 24.0,
     element_bytes: int = 2,
-    reserve_gb: float = 1.5,
-    safety: float = 1.5,
     max_batch: int | None = None,
+    attention: Attention = "fused",
+    margin: float = SAFETY_MARGIN,
 ) -> BatchPlan:
     """``B_m`` per modality (at least 1; capped at ``max_batch`` when given)."""
+    if not 0 <= margin < 1:
+        raise ValueError(f"margin must be in [0, 1), got {margin}")
     budget = int(gpu_memory_gb * GB)
     weights = weight_bytes(spec, modalities, element_bytes)
-    reserve = int(reserve_gb * GB)
-    free = budget - weights - reserve
+    margin_bytes = int(margin * budget)
+    free = budget - margin_bytes - weights
     if free <= 0:
         raise ValueError(
             f"a {gpu_memory_gb:g} GB budget does not hold the weights ({weights / GB:.2f} GB) "
-            f"and the {reserve_gb:g} GB reserve"
+            f"and the {margin:.0%} safety margin"
         )
     sizes, items = {}, {}
     for modality in modalities:
-        items[modality] = activation_bytes_per_item(spec, modality, element_bytes)
-        size = max(1, int(free // (safety * items[modality])))
+        items[modality] = activation_bytes_per_item(spec, modality, element_bytes, attention)
+        size = max(1, free // items[modality])
         sizes[modality] = min(size, max_batch) if max_batch else size
-    return BatchPlan(sizes, budget, weights, reserve, safety, items)
+    return BatchPlan(sizes, budget, weights, margin_bytes, element_bytes, attention, items)

@@ -16,7 +16,7 @@ streamed (8 MiB reads) and recorded.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -24,6 +24,21 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from dgnode.errors import InputError
+
+__all__ = [
+    "EXTRACTED_MODALITIES",
+    "HUGE",
+    "HUGE_NEEDS_CHECKPOINT",
+    "IMAGEBIND_ONLY_MODALITIES",
+    "ImageBindSpec",
+    "LoadedImageBind",
+    "SPECS",
+    "TINY",
+    "build_imagebind",
+    "random_branch",
+    "resolve_device",
+    "sha256_file",
+]
 
 EXTRACTED_MODALITIES = ("text", "audio", "vision")
 IMAGEBIND_ONLY_MODALITIES = ("thermal", "depth", "imu")
@@ -125,11 +140,17 @@ class LoadedImageBind:
         Video ``(B, 15, 3, 2, 224, 224)`` and audio ``(B, 3, 1, 128, 204)`` are averaged over their
         clips inside ImageBind (its ``reduce_list``); text is ``(B, 77)`` token ids.
         """
-        if modality not in self.modalities:
-            raise ValueError(f"model was built for {self.modalities}, not {modality!r}")
         tensor = inputs.to(self.device)
         if tensor.is_floating_point():
             tensor = tensor.to(self.dtype)
+        return self.run(modality, tensor)
+
+    def run(self, modality: str, tensor: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` of an input already on the device in the model's dtype."""
+        if modality not in self.modalities:
+            raise ValueError(f"model was built for {self.modalities}, not {modality!r}")
+        # SDPA: ImageBind's nn.MultiheadAttention (need_weights=False) calls
+        # F.scaled_dot_product_attention, which picks a fused kernel on CUDA: O(L) memory, not O(L^2).
         with torch.inference_mode():
             return self.model({modality: tensor})[modality].float().cpu()
 
@@ -165,6 +186,11 @@ def build_imagebind(
     ``huge`` needs ``checkpoint`` (``imagebind_huge.pth``) unless ``random_init`` (benchmarks).
     ``dtype`` defaults to float16 on CUDA, float32 on the CPU. ``checkpoint_sha256`` skips
     re-hashing a checkpoint whose hash the caller already knows (Ray actors).
+
+    16-bit weights rather than autocast: under ``inference_mode`` autocast would keep float32
+    weights (twice the memory) and cast each one again on every forward (its cast cache only
+    serves weights that require grad); CUDA's 16-bit matmul, LayerNorm and softmax kernels
+    accumulate in float32 either way.
     """
     if kind not in SPECS:
         raise InputError(f"unknown model {kind!r}; expected one of {sorted(SPECS)}")
@@ -221,6 +247,46 @@ def build_imagebind(
         checkpoint=str(checkpoint) if checkpoint is not None else None,
         checkpoint_sha256=digest,
         seed=None if checkpoint is not None else seed,
+    )
+
+
+def random_branch(
+    kind: str,
+    modality: str,
+    *,
+    num_blocks: int | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+) -> LoadedImageBind:
+    """One modality of ``kind`` with random weights and ``num_blocks`` blocks in its trunk (memory probes).
+
+    Built on the ``meta`` device, so the full model (all six branches) costs nothing; only the
+    kept branch is materialised, in ``dtype``, with N(0, 0.02) weights (any finite values do:
+    activation sizes depend on shapes only). Without autograd only one block's activations are
+    alive at a time, so a short trunk of full width has the activation peak of the full one
+    (from the second block on: the first one's input is also the trunk's input).
+    """
+    spec = SPECS[kind]
+    if modality not in EXTRACTED_MODALITIES:
+        raise InputError(f"unknown modality {modality!r}; expected one of {list(EXTRACTED_MODALITIES)}")
+    from dgnode.compat import import_imagebind_models
+
+    if num_blocks is not None:
+        spec = replace(spec, **{f"{modality}_num_blocks": num_blocks})
+    with torch.device("meta"), _LinspaceOnCpu():
+        model = import_imagebind_models().ImageBindModel(**spec.model_kwargs())
+    _drop_branches(model, keep=(modality,))
+    model = model.to(dtype).to_empty(device=device)  # converted on meta: nothing is allocated twice
+    generator = torch.Generator(device=device).manual_seed(seed)
+    with torch.no_grad():
+        for tensor in [*model.parameters(), *model.buffers()]:
+            if tensor.is_floating_point():
+                tensor.normal_(0.0, 0.02, generator=generator)
+    model = model.eval().requires_grad_(False)
+    return LoadedImageBind(
+        model=model, spec=spec, kind=kind, modalities=(modality,), device=torch.device(device),
+        dtype=dtype, checkpoint=None, checkpoint_sha256=None, seed=seed,
     )
 
 

@@ -27,15 +27,17 @@ torch_geometric uses: ``dialog_index[i]`` says which dialogue row ``i`` belongs 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator, Literal, Sequence
 
 import numpy as np
 import torch
 
+from dgnode.corpus.splits import SPLITS
 from dgnode.errors import InputError
-from dgnode.features.store import MODALITIES, SPLITS, FeatureStore
+from dgnode.features.store import MODALITIES, FeatureStore
 
 Normalisation = Literal["standard", "l2", "none"]
 STD_FLOOR = 1e-6
@@ -106,6 +108,8 @@ class ConversationSet:
     normalisation: dict
     # Conversation positions with no stored row (failed extraction), over all dialogues.
     missing_utterances: int = 0
+    # Stored rows repeating an utt_id (a store written without the writer lock); the first is used.
+    duplicates: int = 0
 
     def split(self, name: str) -> list[Conversation]:
         """The dialogues of one split (``train``, ``valid`` or ``test``), in store order."""
@@ -136,7 +140,9 @@ def load_conversations(
     ``modalities`` picks any subset of the store's modalities (default: all of them); they are
     returned in :data:`MODALITIES` order whatever order they were asked in.
 
-    Raises :class:`InputError` (naming the store) when the store has no train split, a dialogue
+    Rows repeating an ``utt_id`` are counted in :attr:`ConversationSet.duplicates` and warned
+    about, never silently merged. Raises :class:`InputError` (naming the store or the part) when
+    a part disagrees with the store's metadata, the store has no train split, a dialogue
     repeats an ``order`` value or spans several splits, a label is outside the label
     names, or a modality is not stored.
     """
@@ -153,6 +159,9 @@ def load_conversations(
             raise InputError("no modality selected", path=where)
         modalities = [m for m in MODALITIES if m in modalities]
     loaded = store.load(modalities)
+    if loaded.duplicates:
+        warnings.warn(f"{where}: {loaded.duplicates} stored row(s) repeat an utt_id; the first of each (in part-name "
+                      "order) is used. See `dgnode features info`", stacklevel=2)
     frame = loaded.frame
     label_names = list(loaded.metadata.label_names)
     wanted = list(loaded.vectors)
@@ -181,7 +190,7 @@ def load_conversations(
         train_rows = splits == "train"
         stats = {}
         for m in wanted:
-            mean, std = _fit_standard(vectors[m][train_rows])
+            mean, std = fit_standard(vectors[m][train_rows])
             vectors[m] = (vectors[m] - mean) / std
             stats[m] = {"mean": torch.from_numpy(mean), "std": torch.from_numpy(std)}
         normalisation.update(fit_split="train", fit_rows=int(train_rows.sum()), std_floor=STD_FLOOR, stats=stats)
@@ -225,6 +234,7 @@ def load_conversations(
         dims={m: int(loaded.metadata.dims[m]) for m in wanted},
         normalisation=normalisation,
         missing_utterances=missing_utterances,
+        duplicates=loaded.duplicates,
     )
 
 
@@ -301,8 +311,7 @@ def apply_normalisation(data: ConversationSet, normalisation: dict) -> Conversat
                      c.labels)
         for c in data.conversations
     ]
-    return ConversationSet(conversations, data.label_names, data.num_speakers, dict(data.dims), dict(normalisation),
-                           data.missing_utterances)
+    return replace(data, conversations=conversations, normalisation=dict(normalisation))
 
 
 def _first_appearance_index(names: np.ndarray) -> np.ndarray:
@@ -321,7 +330,9 @@ def _normalise_rows(matrix: np.ndarray, method: Normalisation) -> np.ndarray:
     return matrix
 
 
-def _fit_standard(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def fit_standard(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-dimension ``mu`` and ``sigma`` of the ``(rows, dim)`` train vectors (float32), with
+    ``sigma < STD_FLOOR`` replaced by 1 (see the module docstring)."""
     # Accumulate in float64: 1582-d audio features with large means lose digits in float32.
     mean = train.mean(axis=0, dtype=np.float64)
     std = train.std(axis=0, dtype=np.float64)

@@ -1,11 +1,15 @@
-"""What a feature store holds, counted: rows, dialogues and labels per split, dims, fingerprint."""
+"""What a feature store holds, counted: rows, dialogues and labels per split, dims, fingerprint,
+and rows stored twice (reported, never hidden)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from dgnode.features.store import SPLITS, FeatureStore
+from dgnode.corpus.splits import SPLITS
+from dgnode.features.store import FeatureStore
+
+__all__ = ["StoreSummary", "describe_store"]
 
 
 @dataclass
@@ -21,13 +25,33 @@ class StoreSummary:
     utterances: dict[str, int]  # split -> rows
     label_counts: dict[str, dict[str, int]]  # label name (or "unlabelled") -> split -> rows
     failures: int
+    duplicates: int = 0  # stored rows repeating an earlier row's utt_id (not counted in ``rows``)
+
+    def table_rows(self) -> list[tuple[str, str]]:
+        """``(what, value)`` lines for a summary table (``dgnode features info``)."""
+        return [
+            ("store", self.root),
+            ("model / source", f"{self.model} / {self.source}"),
+            ("created", self.created),
+            ("fingerprint", self.fingerprint),
+            ("rows", str(self.rows)),
+            ("dims", ", ".join(f"{m} {d}" for m, d in self.dims.items())),
+            *((split, f"{self.dialogues[split]} dialogues, {self.utterances[split]} utterances") for split in self.dialogues),
+            *((f"label {name}", " / ".join(f"{s} {n}" for s, n in per_split.items()))
+              for name, per_split in self.label_counts.items()),
+            ("failures", str(self.failures)),
+            ("duplicate rows", str(self.duplicates) if not self.duplicates else
+             f"{self.duplicates} (rows repeating a stored utt_id, written without the store's lock; "
+             "reading keeps the first in part-name order)"),
+        ]
 
 
 def describe_store(store: str | Path | FeatureStore) -> StoreSummary:
     """Count a store's contents from its key columns (vectors are not read)."""
     if not isinstance(store, FeatureStore):
         store = FeatureStore.open(store)
-    frame = store.load(modalities=[]).frame
+    loaded = store.load(modalities=[])
+    frame = loaded.frame
     names = list(store.metadata.label_names)
     label = frame["label"].fillna(-1).astype(int).map(lambda v: names[v] if 0 <= v < len(names) else ("unlabelled" if v == -1 else f"<{v}>"))
     counts: dict[str, dict[str, int]] = {}
@@ -47,4 +71,5 @@ def describe_store(store: str | Path | FeatureStore) -> StoreSummary:
         utterances={s: int((frame["split"] == s).sum()) for s in SPLITS},
         label_counts=counts,
         failures=len(store.load_failures()),
+        duplicates=loaded.duplicates,
     )

@@ -44,15 +44,27 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dgnode.corpus.splits import SPLITS
 from dgnode.errors import InputError
-from dgnode.features.store import MODALITIES, SPLITS, FeatureStore, StoreMetadata
+from dgnode.features.store import MODALITIES, FeatureStore, StoreMetadata
 
-IEMOCAP_DIALOG_RE = re.compile(r"^Ses(0[1-5])([FM])_")
+_SESSION_PREFIX_RE = re.compile(r"^Ses(0[1-5])([FM])_")
 
 
 @dataclass
 class SynthConfig:
-    """Knobs of the generative model in the module docstring (defaults tuned on IEMOCAP)."""
+    """Knobs of the generative model in the module docstring (defaults tuned on IEMOCAP).
+
+    Attributes:
+        noise: latent noise std; higher is harder
+        drop: fraction of (utterance, modality) pairs without class signal
+        context_only: fraction of utterances with class signal only through context
+        mood: strength of the speaker-state vector
+        latent_dim: latent dimension L (at most each modality's dim)
+        ambient_noise: noise std added after embedding into the modality's dim
+        strength: class-signal strength per modality
+        scale: scale per modality (ImageBind's unequal scales)
+    """
 
     noise: float = 1.0
     drop: float = 0.35
@@ -131,7 +143,7 @@ def read_structure(path: str | Path) -> Structure:
                     f"dialogue {dialog_id}: utterance {i} has label {label!r}, expected null or 0..{len(label_names) - 1}",
                     path=str(path),
                 )
-        match = IEMOCAP_DIALOG_RE.match(dialog_id)
+        match = _SESSION_PREFIX_RE.match(dialog_id)
         names = [f"Ses{match.group(1)}.{s}" if match and s in ("F", "M") else str(s) for s in speakers]
         structure.dialog_ids.append(dialog_id)
         structure.splits.append(split_of[dialog_id])

@@ -5,6 +5,20 @@
 * :mod:`dgnode.media.audio`: utterance wav (or the AVI's track), 16 kHz, Kaldi fbank in torch
   -> ``(3, 1, 128, 204)``.
 * :mod:`dgnode.media.text`: noise tags out, ImageBind's BPE tokenizer -> 77 ids.
+* :mod:`dgnode.media.clips`: the clip time points ImageBind samples from a segment.
 * :mod:`dgnode.media.utterance`: the batch function the extraction pipeline's CPU stage runs.
-* :mod:`dgnode.media.memprobe`: memory measurement of segment decoding in a fresh process.
+
+Names are imported lazily so that ``dgnode --help`` does not load torch or decord.
 """
+
+from __future__ import annotations
+
+from dgnode.lazy import lazy_exports
+
+__all__, __getattr__ = lazy_exports(__name__, {
+    "dgnode.media.audio": ("AudioConfig", "kaldi_fbank", "load_utterance_audio", "read_video_audio", "waveform_to_imagebind"),
+    "dgnode.media.clips": ("clip_timepoints",),
+    "dgnode.media.text": ("TextConfig", "clean_transcript", "tokenize"),
+    "dgnode.media.utterance": ("MediaConfig", "REQUEST_COLUMNS", "preprocess_batch"),
+    "dgnode.media.video": ("VideoConfig", "VideoSource", "crop_speaker", "frames_to_imagebind", "read_video_segment"),
+})

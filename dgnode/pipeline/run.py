@@ -95,7 +95,8 @@ def run_pipeline(config: PipelineConfig, progress: bool = True) -> PipelineResul
     """Run every stage in order on one Ray session; see the module docstring."""
     from dgnode.corpus.scan import scan_corpus, write_scan
     from dgnode.corpus.synth import SynthConfig, synthesize_corpus
-    from dgnode.embedding.pipeline import ExtractConfig, run_extraction
+    from dgnode.embedding.config import ExtractConfig
+    from dgnode.embedding.pipeline import run_extraction
     from dgnode.errors import InputError
     from dgnode.options import replace_dotted
     from dgnode.ray_session import ray_session

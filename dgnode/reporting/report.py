@@ -7,9 +7,6 @@ when the labels are IEMOCAP's six classes, one row with the paper's numbers.
 
 from __future__ import annotations
 
-import json
-import math
-from pathlib import Path
 from typing import Any
 
 from dgnode.reporting.metrics import display_name, paper_reference
@@ -61,21 +58,31 @@ def run_table(report: dict[str, Any], title: str = "Run"):
     return table
 
 
-def write_json(data: dict[str, Any], path: str | Path) -> Path:
-    """JSON with NaN/inf turned into null (strict JSON readers reject them)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(_finite(data), indent=2, sort_keys=False), encoding="utf-8")
-    temporary.replace(path)
-    return path
+def models_table():
+    """Every registered model with each of its options and the default (``dgnode models``)."""
+    import dataclasses
+
+    from rich.table import Table
+
+    from dgnode.models.registry import available_models, model_spec
+    from dgnode.options import flatten
+
+    table = Table(title="models (set with --model.name NAME, options with --model.KEY VALUE)")
+    for column in ("model", "option", "default"):
+        table.add_column(column)
+    for name in available_models():
+        for key, value in flatten(dataclasses.asdict(model_spec(name).config_class())).items():
+            table.add_row(name if key == "name" else "", key, repr(value))
+    return table
 
 
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
+def key_value_table(title: str, rows: list[tuple[str, str]]):
+    """A two-column ``what | value`` table (the summaries of the corpus and features commands)."""
+    from rich.table import Table
+
+    table = Table(title=title, show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value", overflow="fold")
+    for key, value in rows:
+        table.add_row(key, value)
+    return table

@@ -24,9 +24,7 @@ from dgnode.options import parse
 from dgnode.errors import InputError
 from dgnode.features.store import FeatureStore, StoreMetadata
 
-# What an utterance must carry (the manifest's names): text, or audio (wav, else the video's
-# track for [start_s, end_s]), or the video segment on the speaker's side.
-MEDIA_COLUMNS = ("utt_id", "text", "wav_path", "video_path", "start_s", "end_s", "speaker_side")
+__all__ = ["MediaEncoder"]
 
 
 class MediaEncoder:
@@ -68,11 +66,11 @@ class MediaEncoder:
 
     def encode(self, utterance: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """``{modality: (dim,) float32}`` raw vectors of one utterance (a manifest-like mapping)."""
-        from dgnode.media.utterance import preprocess_batch
+        from dgnode.media.utterance import REQUEST_COLUMNS, preprocess_batch
 
-        missing = [c for c in MEDIA_COLUMNS if c not in utterance]
+        missing = [c for c in REQUEST_COLUMNS if c not in utterance]
         if missing:
-            raise InputError(f"utterance lacks {missing}; expected the manifest's columns {list(MEDIA_COLUMNS)}")
+            raise InputError(f"utterance lacks {missing}; expected the manifest's columns {list(REQUEST_COLUMNS)}")
         batch = preprocess_batch(pd.DataFrame([dict(utterance)]), self.modalities, self.media)
         errors = {m: str(batch[f"error_{m}"][0]) for m in self.modalities if str(batch[f"error_{m}"][0])}
         if errors:

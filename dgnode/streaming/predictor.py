@@ -42,17 +42,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from dgnode.errors import DgnodeError, InputError
+from dgnode.errors import InputError
 from dgnode.features.dataset import L2_FLOOR, Conversation, ConversationBatch, ConversationSet
 from dgnode.features.store import MODALITIES
+from dgnode.streaming.causal import exact_causality, require_causal
 
-# Models that look at one utterance only: causal whatever their configuration.
-CONTEXT_FREE_MODELS = ("mlp",)
-
-
-class NotCausalError(DgnodeError):
-    """The model looks at future utterances, so it cannot predict in real time."""
-
+__all__ = ["Prediction", "StreamingPredictor", "latency_summary"]
 
 @dataclass
 class Prediction:
@@ -71,36 +66,6 @@ class Prediction:
     label_name: str
     probabilities: np.ndarray
     latency_ms: float
-
-
-def causal_mode(model_config: Any) -> bool:
-    """Whether a model config predicts utterance ``i`` from utterances ``0..i`` only."""
-    if getattr(model_config, "name", None) in CONTEXT_FREE_MODELS:
-        return True
-    causal = getattr(model_config, "causal", None)
-    return causal if isinstance(causal, bool) else False
-
-
-def require_causal(model_config: Any, where: str | None = None) -> None:
-    """Raise :class:`NotCausalError`, saying how to fix it, unless the config is causal."""
-    if causal_mode(model_config):
-        return
-    name = getattr(model_config, "name", type(model_config).__name__)
-    if hasattr(model_config, "wf"):
-        how = f"it was trained with model.wf={model_config.wf} (future context); train it with --set model.wf=0"
-    elif hasattr(model_config, "causal"):
-        how = "it was trained with model.causal=false (bidirectional); train it with --set model.causal=true"
-    else:
-        how = "it has no causal mode"
-    where_text = f"{where}: " if where else ""
-    raise NotCausalError(f"{where_text}model {name!r} is not causal, so it cannot stream: {how}")
-
-
-def exact_causality(model: nn.Module) -> bool:
-    """``False`` when an adaptive ODE solver couples earlier outputs to later utterances."""
-    from dgnode.models.graph_ode import ADAPTIVE_METHODS, GraphODE
-
-    return not any(isinstance(m, GraphODE) and m.config.method in ADAPTIVE_METHODS for m in model.modules())
 
 
 class StreamingPredictor:
@@ -175,13 +140,11 @@ class StreamingPredictor:
         loaded). The run's store (or ``store``) is read to refit the normalisation statistics
         on its train split, as training did.
         """
-        from dgnode.training.config import load_train_config
-        from dgnode.training.trainer import CONFIG_FILE, load_run
+        from dgnode.training.rundir import RunDir
+        from dgnode.training.best import load_run
 
-        config_path = Path(run_dir) / CONFIG_FILE
-        if not config_path.exists():
-            raise InputError(f"not a finished run: {CONFIG_FILE} is missing", path=str(run_dir))
-        require_causal(load_train_config(config_path).model, where=str(config_path))
+        run = RunDir(run_dir)
+        require_causal(run.read_config().model, where=str(run.config_path))
         trainer, _ = load_run(run_dir, store=store, device=device)
         predictor = cls.from_trainer(trainer)
         if not predictor.exact:

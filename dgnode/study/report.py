@@ -15,6 +15,8 @@ import pandas as pd
 from dgnode.study.runner import StudyResult
 from dgnode.study.stats import paired_tests, runs_table, summary_table
 
+__all__ = ["markdown_table", "mean_std", "p_text", "percent", "render_markdown", "store_description", "write_study"]
+
 STUDY_MD = "study.md"
 STUDY_CSV = "study.csv"
 TESTS_CSV = "study_tests.csv"
@@ -71,7 +73,7 @@ def render_markdown(result: StudyResult, summary: pd.DataFrame, tests: pd.DataFr
     parts += [
         f"- Store: {store_line}",
         f"- Seeds: {len(seeds)} ({seeds[0]}..{seeds[-1]}), the same for every model and mode; scores on the test split, in percent.",
-        f"- Modes: offline = the model's own window (future context, bidirectional encoders); causal = `wf=0`.",
+        "- Modes: offline = the model's own window (future context, bidirectional encoders); causal = `wf=0`.",
         f"- Runner: {result.runner}; wall time {result.wall_time_s:.0f} s; runs: "
         + ", ".join(f"{n} {status}" for status, n in _status_counts(result).items()),
     ]
@@ -80,7 +82,7 @@ def render_markdown(result: StudyResult, summary: pd.DataFrame, tests: pd.DataFr
         sources.setdefault(run.model, run.config_source)
     parts.append("- Configs: " + "; ".join(f"{m}: `{s}`" for m, s in sources.items()))
     if spec.overrides:
-        parts.append("- Overrides: " + " ".join(f"`{o}`" for o in spec.overrides))
+        parts.append("- Overrides: " + " ".join(f"`{key}={value}`" for key, value in spec.overrides.items()))
     parts.append("")
 
     header = ["Model", "Mode", "Runs", "Weighted F1", "Accuracy"] + list(result.label_names)
@@ -137,7 +139,7 @@ def _status_counts(result: StudyResult) -> dict[str, int]:
 
 def write_study(result: StudyResult) -> dict[str, Path]:
     """Write every study file into ``result.spec.out``; returns ``{name: path}``."""
-    from dgnode.reporting.report import write_json
+    from dgnode.atomic import atomic_write, write_json, write_text
 
     spec = result.spec
     out = Path(spec.out)
@@ -152,11 +154,11 @@ def write_study(result: StudyResult) -> dict[str, Path]:
         "runs": out / RUNS_CSV,
         "json": out / STUDY_JSON,
     }
-    summary.to_csv(paths["summary"], index=False)
-    tests.to_csv(paths["tests"], index=False)
-    runs.to_csv(paths["runs"], index=False)
-    paths["markdown"].write_text(render_markdown(result, summary, tests), encoding="utf-8")
+    for name, table in (("summary", summary), ("tests", tests), ("runs", runs)):
+        atomic_write(paths[name], lambda tmp, table=table: table.to_csv(tmp, index=False))
+    write_text(paths["markdown"], render_markdown(result, summary, tests))
     write_json(
+        paths["json"],
         {
             "spec": asdict(spec),
             "runner": result.runner,
@@ -166,6 +168,5 @@ def write_study(result: StudyResult) -> dict[str, Path]:
             "tests": json.loads(tests.to_json(orient="records")),
             "runs": json.loads(runs.to_json(orient="records")),
         },
-        paths["json"],
     )
     return paths

@@ -1,7 +1,7 @@
 """Train the runs of a study, one after another or as Ray tasks, and collect their test scores.
 
 Each run is a plain :func:`dgnode.training.fit` into ``OUT/runs/{model}-{mode}-seed{seed}``; a
-run whose ``report.json`` holds the same config and a test evaluation is reused, so an
+run whose report holds the same config and a test evaluation is reused, so an
 interrupted study resumes where it stopped. A run that fails is recorded with its error and
 the others go on; the report lists the failures.
 """
@@ -18,6 +18,9 @@ from typing import Any, Callable, Sequence
 
 from dgnode.options import to_dict
 from dgnode.study.spec import StudyRun, StudySpec, build_runs
+from dgnode.training.rundir import RunDir
+
+__all__ = ["RunRecord", "StudyResult", "choose_runner", "finished_report", "record_from_report", "run_study", "train_run"]
 
 
 @dataclass
@@ -76,13 +79,9 @@ def record_from_report(run: StudyRun, report: dict[str, Any], status: str) -> Ru
 
 
 def finished_report(run: StudyRun) -> dict[str, Any] | None:
-    """The run's ``report.json`` if it finished with this very config and a test evaluation."""
-    path = run.run_dir / "report.json"
-    if not path.is_file():
-        return None
-    try:
-        report = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    """The run's report if it finished with this very config and a test evaluation."""
+    report = RunDir(run.run_dir).read_report()
+    if not isinstance(report, dict):
         return None
     # Compare through JSON so tuples/lists and int/float spellings do not matter.
     same = json.loads(json.dumps(to_dict(run.config))) == report.get("config")
@@ -189,12 +188,9 @@ def _run_with_ray(
     the object store once per distinct (modalities, normalisation)."""
     import ray
 
-    started_here = False
-    if not ray.is_initialized():
-        # RAY_ADDRESS (set inside `ray job submit`) joins that cluster; without it, a local one.
-        ray.init(address=os.environ.get("RAY_ADDRESS") or "local", include_dashboard=False, log_to_driver=False)
-        started_here = True
-    try:
+    from dgnode.ray_session import ray_session
+
+    with ray_session():
         remote = ray.remote(num_cpus=cpus_per_run, max_retries=0)(train_run)
         references = {key: ray.put(data) for key, data in datasets.items()}
         futures = {remote.remote(run, references[_data_key(run.config)], cpus_per_run): run for run in runs}
@@ -208,6 +204,3 @@ def _run_with_ray(
                 message = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
                 record = RunRecord(run.model, run.mode, run.seed, str(run.run_dir), "failed", error=message)
             collect(record)
-    finally:
-        if started_here:
-            ray.shutdown()

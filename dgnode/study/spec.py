@@ -11,10 +11,10 @@ How a mode maps onto a model config (:func:`apply_mode`): a config with a ``wf``
 replaced by the class default); a config with a ``causal`` flag (``bigru``) gets it set;
 context-free models (``mlp``) are the same in both modes.
 
-Configs come from ``--config-dir`` (``{model}_{profile}.yaml``, ``{model}.yaml``,
+Configs come from ``config_dir`` (``{model}_{profile}.yaml``, ``{model}.yaml``,
 ``baseline_{model}.yaml``...; see :func:`model_config_path`) or the registry defaults, then the
-``--set`` overrides (``key=value`` for every model, ``model:key=value`` for one), then the mode,
-the seed and the store.
+``overrides`` (``{"train.epochs": 5}`` for every model, ``{"corect:model.hidden": 64}`` for one
+model's runs), then the mode, the seed and the store.
 """
 
 from __future__ import annotations
@@ -24,31 +24,37 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from dgnode.options import ConfigError
 from dgnode.errors import InputError
+from dgnode.options import ConfigError, flatten
+from dgnode.streaming.causal import CONTEXT_FREE_MODELS
+
+__all__ = ["MODES", "StudyRun", "StudySpec", "apply_mode", "build_runs", "model_config_path"]
 
 MODES = ("offline", "causal")
-CONTEXT_FREE_MODELS = ("mlp",)
 Runner = Literal["auto", "local", "ray"]
 
 
 @dataclass
 class StudySpec:
-    """A study: every model in every mode, each trained with ``seeds`` seeds.
+    """Train models x {offline, causal} x seeds, then compare them with paired t-tests.
 
     Attributes:
-        store: the feature store every run trains on.
-        models: registered model names (``model.name``).
-        modes: a subset of :data:`MODES`.
-        seeds: runs per (model, mode); seeds ``first_seed .. first_seed + seeds - 1``, the same
-            for every (model, mode) so runs pair up by seed in the t-tests.
-        out: output directory (``runs/``, ``study.md``, ``study.csv``...).
-        config_dir, profile: where the per-model YAML configs are (see module docstring).
-        overrides: ``key=value`` for every run or ``model:key=value`` for one model's runs.
-        runner: ``local`` (one after another in this process), ``ray`` (Ray tasks) or
-            ``auto`` (Ray when it is initialised or ``RAY_ADDRESS`` is set, else local).
-        cpus_per_run: CPUs (and torch threads) of each Ray task.
-        reuse: keep finished runs whose config is unchanged instead of training them again.
+        store: the feature store every run trains on (a path every node can read)
+        models: registered model names, e.g. [dgode,corect]
+        out: output directory: runs/, study.md, study.csv, study_tests.csv, study_runs.csv
+        modes: a subset of [offline,causal]
+        seeds: runs per model and mode; seeds first_seed .. first_seed + seeds - 1, the same for
+            every (model, mode) so runs pair up by seed in the t-tests
+        first_seed: the first seed
+        config_dir: directory of YAML configs {model}_{profile}.yaml, {model}.yaml or
+            baseline_{model}.yaml (default: the registry's defaults)
+        profile: config suffix to pick, e.g. fast -> dgode_fast.yaml, corect_fast.yaml
+        overrides: train-config keys for every run ({train.epochs: 5}) or, prefixed with a model
+            name, for one model's runs ({corect:model.hidden: 64})
+        runner: local (one run after another), ray (Ray tasks) or auto (Ray when it is
+            initialised or RAY_ADDRESS is set, else local)
+        cpus_per_run: CPUs (and torch threads) of each Ray task
+        reuse: keep finished runs whose config is unchanged instead of training them again
     """
 
     store: str
@@ -59,7 +65,7 @@ class StudySpec:
     first_seed: int = 0
     config_dir: str | None = None
     profile: str | None = None
-    overrides: list[str] = field(default_factory=list)
+    overrides: dict[str, Any] = field(default_factory=dict)
     runner: Runner = "auto"
     cpus_per_run: int = 1
     reuse: bool = True
@@ -80,8 +86,10 @@ class StudySpec:
             raise ConfigError(f"runner must be auto, local or ray, got {self.runner!r}")
         if self.cpus_per_run < 1:
             raise ConfigError(f"cpus_per_run must be >= 1, got {self.cpus_per_run}")
-        for override in self.overrides:
-            split_override(override, self.models)
+        # A YAML file may nest the keys ({train: {epochs: 5}}): one dotted key each.
+        self.overrides = flatten(self.overrides)
+        for key in self.overrides:
+            _split_key(key, self.models)
 
     @property
     def seed_values(self) -> list[int]:
@@ -104,17 +112,16 @@ class StudyRun:
         return (self.model, self.mode, self.seed)
 
 
-def split_override(override: str, models: list[str]) -> tuple[str | None, str]:
-    """``"corect:model.hidden=64"`` -> ``("corect", "model.hidden=64")``; ``"k=v"`` -> ``(None, "k=v")``."""
-    if "=" not in override:
-        raise ConfigError(f"override {override!r}: expected key=value or model:key=value")
-    head = override.split("=", 1)[0]
-    if ":" in head:
-        model, rest = override.split(":", 1)
-        if model not in models:
-            raise ConfigError(f"override {override!r} names model {model!r}, which is not in the study {models}")
-        return model, rest
-    return None, override
+def _split_key(key: str, models: list[str]) -> tuple[str | None, str]:
+    """``"corect:model.hidden"`` -> ``("corect", "model.hidden")``; ``"train.epochs"`` -> ``(None, "train.epochs")``."""
+    if ":" not in key:
+        return None, key
+    model, rest = key.split(":", 1)
+    if model not in models:
+        raise ConfigError(f"override {key!r} names model {model!r}, which is not in the study {models}")
+    if not rest:
+        raise ConfigError(f"override {key!r}: expected model:key, e.g. {model}:model.hidden")
+    return model, rest
 
 
 def model_config_path(config_dir: str | Path, model: str, profile: str | None) -> Path:
@@ -177,14 +184,19 @@ def build_runs(spec: StudySpec) -> list[StudyRun]:
         path: Path | None = None
         if spec.config_dir is not None:
             path = model_config_path(spec.config_dir, model, spec.profile)
-        own = [rest for name, rest in (split_override(o, spec.models) for o in spec.overrides) if name in (None, model)]
+        own = {}
+        for key, value in spec.overrides.items():
+            name, rest = _split_key(key, spec.models)
+            if name in (None, model):
+                own[rest] = value
         for mode in spec.modes:
             for seed in spec.seed_values:
                 # Plots off by default (t-SNE per run is slow); an override may turn them on.
-                overrides = ["report.plots=false"]
+                overrides: dict[str, Any] = {"report.plots": False}
                 if path is None:
-                    overrides.append(f"model.name={model}")
-                overrides += own + [f"data.store={spec.store}", f"train.seed={seed}"]
+                    overrides["model.name"] = model
+                overrides.update(own)
+                overrides.update({"data.store": spec.store, "train.seed": seed})
                 config = load_train_config(path, overrides)
                 if config.model.name != model:
                     raise ConfigError(f"{path}: model.name is {config.model.name!r}, the study asked for {model!r}")

@@ -26,6 +26,8 @@ import pandas as pd
 
 from dgnode.study.runner import RunRecord
 
+__all__ = ["METRICS", "paired_test", "paired_tests", "runs_table", "summary_table"]
+
 METRICS = ("weighted_f1", "accuracy")
 
 

@@ -15,6 +15,8 @@ from typing import Any
 
 from dgnode.tracking.runs import PARENT_TAG, TrackingError
 
+__all__ = ["KEY_PARAMS", "RunRow", "compare_runs", "plot_comparison", "render_table"]
+
 # Column -> accepted last components of a flattened config key, first match wins.
 KEY_PARAMS: dict[str, tuple[str, ...]] = {
     "solver": ("solver", "method"),

@@ -6,7 +6,7 @@ threads of reused actor processes, and a global active run would leak between th
 
 Typical use (the driver resolves and checks the URI and creates the experiment first)::
 
-    uri = resolve_tracking_uri(args.tracking_uri)
+    uri = resolve_tracking_uri(options.tracking_uri)
     check_tracking_uri(uri)
     experiment_id = ensure_experiment(uri, "dgode-iemocap")
     with tracked_run(uri, experiment_id, run_name="trial-3", parent_run_id=parent) as run:
@@ -24,17 +24,35 @@ the ``dgnode.error`` tag) and KILLED on ``KeyboardInterrupt``/``SystemExit``; se
 from __future__ import annotations
 
 import dataclasses
-import importlib.metadata
 import json
 import math
-import subprocess
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from dgnode.options import flatten
 from dgnode.errors import DgnodeError
+from dgnode.options import flatten
+from dgnode.tracking.evaluation import confusion_csv, confusion_figure, evaluation_metrics, per_class_csv, per_class_f1
+# git_commit, library_versions and provenance_tags are imported from here by trainers and searches.
+from dgnode.tracking.provenance import git_commit, library_versions, model_requirements, provenance_tags
+
+__all__ = [
+    "EPOCH_METRICS",
+    "ERROR_TAG",
+    "PARENT_TAG",
+    "STOP_REASON_TAG",
+    "RunStatus",
+    "TrackedRun",
+    "TrackingError",
+    "child_runs",
+    "end_dangling_runs",
+    "ensure_experiment",
+    "git_commit",
+    "library_versions",
+    "provenance_tags",
+    "tracked_run",
+]
 
 # Metric names written once per epoch by trainers and trials (the contract with `dgnode compare`).
 EPOCH_METRICS = ("train_loss", "valid_wf1", "valid_acc", "nfe", "epoch_time")
@@ -43,14 +61,6 @@ DIAGNOSTIC_PREFIX = "diag_"  # model diagnostics per epoch (e.g. diag_ode_growth
 MAX_PARAM_LENGTH = 6000
 PARAMS_PER_BATCH = 100
 METRICS_PER_BATCH = 1000
-TRACKED_LIBRARIES = {
-    "torch": "torch",
-    "ray": "ray",
-    "mlflow": "mlflow",
-    "torchdiffeq": "torchdiffeq",
-    "torch_geometric": "torch-geometric",
-    "dgnode": "dgnode",
-}
 PARENT_TAG = "mlflow.parentRunId"
 ERROR_TAG = "dgnode.error"
 STOP_REASON_TAG = "dgnode.stop_reason"
@@ -100,57 +110,6 @@ def ensure_experiment(tracking_uri: str, name: str, artifact_location: str | Non
     if experiment.lifecycle_stage == "deleted":
         client.restore_experiment(experiment.experiment_id)
     return experiment.experiment_id
-
-
-def git_commit(path: str | Path | None = None) -> str:
-    """``HEAD`` of the git checkout holding ``path`` (default: the dgnode sources), else ``"unknown"``.
-
-    A ``+dirty`` suffix marks uncommitted changes to tracked files: such a run is not exactly
-    reproducible from the commit alone.
-    """
-    where = Path(path) if path is not None else Path(__file__).resolve().parents[2]
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, timeout=10, check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    if not commit:
-        return "unknown"
-    return f"{commit}+dirty" if dirty else commit
-
-
-def library_versions() -> dict[str, str]:
-    """Installed versions of the libraries that decide a run's numbers."""
-    versions = {}
-    for label, distribution in TRACKED_LIBRARIES.items():
-        try:
-            versions[label] = importlib.metadata.version(distribution)
-        except importlib.metadata.PackageNotFoundError:
-            versions[label] = "not installed"
-    return versions
-
-
-def provenance_tags(store_fingerprint: str | None = None, store_path: str | Path | None = None) -> dict[str, str]:
-    """Tags that say what produced a run: code commit, feature store, library versions.
-
-    Compute them on the driver and hand them to workers: a Ray job's unpacked working directory
-    has no ``.git``.
-    """
-    commit = git_commit()
-    tags = {"dgnode.git_commit": commit}
-    if commit != "unknown":
-        tags["mlflow.source.git.commit"] = commit.removesuffix("+dirty")
-    if store_fingerprint is not None:
-        tags["dgnode.store_fingerprint"] = store_fingerprint
-    if store_path is not None:
-        tags["dgnode.store_path"] = str(store_path)
-    tags.update({f"version.{name}": version for name, version in library_versions().items()})
-    return tags
 
 
 class TrackedRun:
@@ -227,21 +186,17 @@ class TrackedRun:
         and ``{split}_f1.<label>`` (only the artifacts with ``log_metrics=False``, e.g. when the
         run already holds ``valid_wf1`` per epoch).
         """
-        per_class = _per_class(report.get("per_class_f1"), label_names)
-        metrics = {f"{split}_acc": float(report["accuracy"]), f"{split}_wf1": float(report["weighted_f1"])}
-        metrics.update({f"{split}_f1.{_metric_safe(name)}": value for name, value in per_class.items()})
+        per_class = per_class_f1(report.get("per_class_f1"), label_names)
+        metrics = evaluation_metrics(report, per_class, split)
         if log_metrics:
             self.log_metrics(metrics)
         self.log_dict(dict(report), f"evaluation/{split}_report.json")
-        table = "label,f1\n" + "".join(f"{name},{value:.6f}\n" for name, value in per_class.items())
-        self.log_text(table, f"evaluation/{split}_per_class_f1.csv")
+        self.log_text(per_class_csv(per_class), f"evaluation/{split}_per_class_f1.csv")
         confusion = report.get("confusion")
         if confusion is not None:
-            rows = [[int(v) for v in row] for row in confusion]
-            csv = "true\\pred," + ",".join(label_names) + "\n"
-            csv += "".join(f"{label_names[i]}," + ",".join(map(str, row)) + "\n" for i, row in enumerate(rows))
-            self.log_text(csv, f"evaluation/{split}_confusion.csv")
-            self.client.log_figure(self.run_id, confusion_figure(rows, label_names, split), f"evaluation/{split}_confusion.png")
+            self.log_text(confusion_csv(confusion, label_names), f"evaluation/{split}_confusion.csv")
+            self.client.log_figure(self.run_id, confusion_figure(confusion, label_names, split),
+                                   f"evaluation/{split}_confusion.png")
         return metrics
 
     # -- models --------------------------------------------------------------------------------
@@ -255,7 +210,7 @@ class TrackedRun:
         import mlflow
         import mlflow.pytorch
 
-        requirements = [f"{dist}=={version}" for dist, version in _model_requirements().items()]
+        requirements = model_requirements()
         mlflow.set_tracking_uri(self.tracking_uri)
         try:
             # MLflow 3 files the LoggedModel under the *active* experiment, not the run's.
@@ -372,41 +327,6 @@ def end_dangling_runs(
     return ended
 
 
-def confusion_figure(confusion: Sequence[Sequence[int]], label_names: Sequence[str], title: str = ""):
-    """A matplotlib figure of a confusion matrix with counts and row-normalised shading."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    counts = np.asarray(confusion, dtype=float)
-    totals = counts.sum(axis=1, keepdims=True)
-    shares = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
-    size = 1.0 + 0.7 * len(label_names)
-    figure, axis = plt.subplots(figsize=(size + 1.5, size))
-    image = axis.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
-    for i in range(counts.shape[0]):
-        for j in range(counts.shape[1]):
-            axis.text(j, i, f"{int(counts[i, j])}", ha="center", va="center",
-                      color="white" if shares[i, j] > 0.5 else "black", fontsize=8)
-    axis.set_xticks(range(len(label_names)), label_names, rotation=45, ha="right")
-    axis.set_yticks(range(len(label_names)), label_names)
-    axis.set_xlabel("predicted")
-    axis.set_ylabel("true")
-    axis.set_title(f"confusion ({title})" if title else "confusion")
-    figure.colorbar(image, ax=axis, fraction=0.046, label="share of true class")
-    figure.tight_layout()
-    plt.close(figure)
-    return figure
-
-
-def _model_requirements() -> dict[str, str]:
-    versions = library_versions()
-    return {dist: versions[label] for label, dist in TRACKED_LIBRARIES.items()
-            if label in ("torch", "torchdiffeq", "torch_geometric") and versions[label] != "not installed"}
-
-
 def _set_tag_quietly(run: TrackedRun, key: str, value: str) -> None:
     # Already failing or stopping: a second error while tagging must not mask the first.
     try:
@@ -420,22 +340,6 @@ def _param_value(value: Any) -> str:
     if len(text) > MAX_PARAM_LENGTH:
         text = text[: MAX_PARAM_LENGTH - 3] + "..."
     return text
-
-
-def _per_class(values: Any, label_names: Sequence[str]) -> dict[str, float]:
-    if values is None:
-        return {}
-    if isinstance(values, Mapping):
-        return {str(k): float(v) for k, v in values.items()}
-    values = list(values)
-    if len(values) != len(label_names):
-        raise ValueError(f"per_class_f1 has {len(values)} values for {len(label_names)} labels {list(label_names)}")
-    return {name: float(v) for name, v in zip(label_names, values)}
-
-
-def _metric_safe(name: str) -> str:
-    # MLflow metric keys allow alphanumerics, _ - . space / only.
-    return "".join(c if c.isalnum() or c in "_-./ " else "_" for c in name)
 
 
 def _jsonable(value: Any) -> Any:

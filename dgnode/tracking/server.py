@@ -2,7 +2,7 @@
 
 Resolution order (:func:`resolve_tracking_uri`):
 
-1. an explicit URI (``--tracking-uri``),
+1. an explicit URI (``--tracking_uri``),
 2. the ``MLFLOW_TRACKING_URI`` environment variable,
 3. ``sqlite:///<cwd>/mlflow.db``.
 
@@ -25,6 +25,8 @@ import urllib.request
 from pathlib import Path
 
 from dgnode.errors import DgnodeError
+
+__all__ = ["DEFAULT_DATABASE", "TrackingUnavailableError", "check_tracking_uri", "resolve_tracking_uri"]
 
 DEFAULT_DATABASE = "mlflow.db"
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -81,7 +83,7 @@ def check_tracking_uri(uri: str, timeout_s: float = 3.0) -> None:
 
 
 def _check_http(base: str, timeout_s: float) -> None:
-    advice = "start it (mlflow/server.sh) or pass another --tracking-uri / MLFLOW_TRACKING_URI"
+    advice = "start it (mlflow/server.sh) or pass another --tracking_uri / MLFLOW_TRACKING_URI"
     try:
         status, body = _http_get(f"{base}/health", timeout_s)
     except OSError as error:

@@ -76,30 +76,33 @@ def run_train(options: TrainOptions, config: TrainConfig) -> int:
     from dgnode.reporting.report import metrics_table, run_table
     from dgnode.training.loop import fit
 
-    if not config.data.store:
-        raise InputError("no feature store: pass --data.store DIR (or data.store in --config)")
-    if not Path(config.data.store).is_dir():
-        raise InputError("feature store directory not found", path=config.data.store)
+    if not config.data.store or not Path(config.data.store).is_dir():
+        raise InputError("feature store directory not found: pass --data.store DIR (or data.store in --config)",
+                         path=config.data.store)
     data = load_conversations(config.data.store, config.data.modalities, config.data.normalise)
     result = fit(config, data, options.out, progress=options.progress)
-    console = Console(stderr=False, width=120)
+    console = Console(width=120)
     console.print(run_table(result.report, title=f"dgnode train: {config.model.name}"))
-    final = {
-        "out_dir": str(result.out_dir),
-        "model": config.model.name,
-        "best_epoch": result.best_epoch,
-        "epochs_run": result.epochs_run,
-        "stopped": result.stopped,
-        "best_valid_weighted_f1": result.best_valid_wf1,
-    }
     if result.test is not None:
         console.print(metrics_table(result.test.summary(), data.label_names, title="Test (best checkpoint)"))
-        final.update(
-            test_weighted_f1=result.test.weighted_f1,
-            test_accuracy=result.test.accuracy,
-            test_per_class_f1=result.test.per_class_f1,
-        )
-    print(json.dumps(final), flush=True)
+    print(json.dumps(result.final_metrics()), flush=True)
+    return 0
+
+
+def run_train_ray(options: RayTrainOptions, config: TrainConfig) -> int:
+    import dataclasses
+    import os
+
+    from rich.console import Console
+
+    from dgnode.ray_session import ray_session
+    from dgnode.training.distributed import train_and_track
+
+    fields = {f.name: getattr(options, f.name) for f in dataclasses.fields(DistributedSettings)}
+    settings = DistributedSettings(**{**fields, "storage_path": os.path.abspath(options.storage_path)})
+    with ray_session():
+        outcome = train_and_track(config, settings, options.tracking_uri, options.experiment, options.registered_model)
+    Console().print(outcome.summary_line(), highlight=False)
     return 0
 
 
@@ -118,46 +121,12 @@ def run_evaluate(options: EvaluateOptions) -> int:
     return 0
 
 
-def run_train_ray(options: RayTrainOptions, config: TrainConfig) -> int:
-    import dataclasses
-    import os
-
-    from rich.console import Console
-
-    from dgnode.ray_session import ray_session
-    from dgnode.training.distributed import train_and_track
-
-    fields = {f.name: getattr(options, f.name) for f in dataclasses.fields(DistributedSettings)}
-    settings = DistributedSettings(**{**fields, "storage_path": os.path.abspath(options.storage_path)})
-    with ray_session():
-        outcome = train_and_track(config, settings, options.tracking_uri, options.experiment, options.registered_model)
-    test = outcome.test
-    Console().print(
-        f"{len(outcome.result.history)} epochs on {settings.num_workers} worker(s); best epoch "
-        f"{outcome.result.best_epoch}: valid wF1 {outcome.result.best_valid_wf1:.4f}"
-        + (f", test wF1 {test['weighted_f1']:.4f}, acc {test['accuracy']:.4f}" if test else "")
-        + f"; MLflow run {outcome.run_id}, model {outcome.model_uri} (version {outcome.model_version})"
-    )
-    return 0
-
-
 def run_models(options: ModelsOptions) -> int:
-    import dataclasses
-
     from rich.console import Console
-    from rich.table import Table
 
-    from dgnode.models.registry import available_models, model_spec
-    from dgnode.options import flatten
+    from dgnode.reporting.report import models_table
 
-    table = Table(title="models (set with --model.name NAME, options with --model.KEY VALUE)")
-    for column in ("model", "option", "default"):
-        table.add_column(column)
-    for name in available_models():
-        defaults = flatten(dataclasses.asdict(model_spec(name).config_class()))
-        for key, value in defaults.items():
-            table.add_row(name if key == "name" else "", key, repr(value))
-    Console(width=120).print(table)
+    Console(width=120).print(models_table())
     return 0
 
 

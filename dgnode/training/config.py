@@ -14,9 +14,11 @@ rejected, naming the valid keys, for ``mlp``.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, ClassVar, Literal, Mapping
 
 from dgnode.features.store import MODALITIES
 from dgnode.options import check_finite, load_config
@@ -167,11 +169,23 @@ class TrainConfig:
         report: figures
     """
 
-    model: Any = field(default_factory=lambda: {"name": "dgode"})
+    # Declared as the mapping it is read from (YAML, --model.KEY flags); __post_init__ turns it
+    # into the registered config dataclass of model.name, which is what the attribute then holds.
+    model: dict[str, Any] = field(default_factory=lambda: {"name": "dgode"})
     optim: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: LoopConfig = field(default_factory=LoopConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+
+    # The keys that decide the shape of the others (dgnode.command.config_class).
+    SPECIALISE_KEYS: ClassVar[tuple[str, ...]] = ("model.name",)
+
+    @classmethod
+    def specialise(cls, values: Mapping[str, Any]) -> type:
+        """This config with ``model`` typed as the config dataclass of ``values``'s
+        ``model.name`` (default dgode): its keys become typed flags and show in ``--help``."""
+        name = (values.get("model") or {}).get("name") or "dgode"
+        return _for_model(str(name))
 
     def __post_init__(self) -> None:
         from dgnode.models.registry import model_config_from_dict
@@ -183,3 +197,13 @@ class TrainConfig:
 def load_train_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
     """:class:`TrainConfig` from defaults, the YAML at ``path``, then dotted overrides."""
     return load_config(TrainConfig, path, overrides)
+
+
+@functools.lru_cache(maxsize=None)
+def _for_model(name: str) -> type:
+    from dgnode.models.registry import model_spec
+
+    model_class = model_spec(name).config_class
+    return dataclasses.make_dataclass(
+        f"TrainConfig_{name}", [("model", model_class, field(default_factory=model_class))], bases=(TrainConfig,),
+        namespace={"__doc__": TrainConfig.__doc__, "__module__": __name__})

@@ -159,6 +159,12 @@ class TrackedTrainingResult:
     model_uri: str | None
     model_version: str | None
 
+    def summary_line(self) -> str:
+        result, test = self.result, self.test
+        return (f"{len(result.history)} epochs; best epoch {result.best_epoch}: valid wF1 {result.best_valid_wf1:.4f}"
+                + (f", test wF1 {test['weighted_f1']:.4f}, acc {test['accuracy']:.4f}" if test else "")
+                + f"; MLflow run {self.run_id}, model {self.model_uri} (version {self.model_version})")
+
 
 def train_and_track(
     config: Any,

@@ -136,6 +136,15 @@ class FitResult:
     test: EvalResult | None
     report: dict[str, Any] = field(default_factory=dict)
 
+    def final_metrics(self) -> dict[str, Any]:
+        """The run in one JSON-able line (the last stdout line of ``dgnode train``)."""
+        final = {"out_dir": str(self.out_dir), "model": self.report.get("model"), "best_epoch": self.best_epoch,
+                 "epochs_run": self.epochs_run, "stopped": self.stopped, "best_valid_weighted_f1": self.best_valid_wf1}
+        if self.test is not None:
+            final.update(test_weighted_f1=self.test.weighted_f1, test_accuracy=self.test.accuracy,
+                         test_per_class_f1=self.test.per_class_f1)
+        return final
+
 
 def fit(config: Any, data: Any, out_dir: str | Path, callbacks: Sequence[Callable[[int, dict], None]] = (),
         progress: bool = True) -> FitResult:

@@ -6,13 +6,15 @@ on resume), so neither keeps anything unpicklable.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
 
-__all__ = ["SessionStop", "TrialProgress"]
+__all__ = ["SessionStop", "TrialLedger", "TrialProgress", "read_ledger"]
 
 
 class SessionStop(Callback):
@@ -79,3 +81,42 @@ class TrialProgress(Callback):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+class TrialLedger(Callback):
+    """Which trials have ended, written to a JSON file the moment each one ends.
+
+    Tune's own record cannot tell: its experiment snapshot is taken every few seconds, a SIGKILL
+    loses what happened since, and after an interrupt a trial stopped by ASHA and one cut short by
+    the interrupt look alike (TERMINATED, ``done`` false). A trial ends exactly once from the
+    driver's point of view (``on_trial_complete``: returned, early-stopped or stopped by the
+    scheduler; ``on_trial_error``: failed), and this callback writes that down atomically before
+    Tune moves on, so a resumed search counts finished trials from here and never loses or
+    double-counts one. The path is a class attribute that :func:`dgnode.tuning.search.run_search`
+    sets at every start and resume (callbacks come back from the saved experiment).
+    """
+
+    path: str | None = None
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._record(trial.trial_id, "TERMINATED")
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._record(trial.trial_id, "ERROR")
+
+    def _record(self, trial_id: str, status: str) -> None:
+        if TrialLedger.path is None:
+            return
+        from dgnode.atomic import write_json
+
+        ledger = read_ledger(TrialLedger.path)
+        ledger[trial_id] = status
+        write_json(TrialLedger.path, ledger)
+
+
+def read_ledger(path: str | Path) -> dict[str, str]:
+    """``{trial_id: "TERMINATED" | "ERROR"}`` of the trials that have ended (empty when none)."""
+    try:
+        return dict(json.loads(Path(path).read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        return {}

@@ -38,9 +38,9 @@ def run_tune(options: TuneOptions, config: TrainConfig) -> int:
     import os
 
     from rich.console import Console
-    from rich.table import Table
 
     from dgnode.errors import DgnodeError
+    from dgnode.tuning.report import outcome_report
     from dgnode.tuning.search import run_search
 
     # MLflow prints a "View run at <url>" line for every run it ends: dozens per search.
@@ -60,29 +60,9 @@ def run_tune(options: TuneOptions, config: TrainConfig) -> int:
         outcome = run_search(options.out, config, options.space, settings, tracking_uri=options.tracking_uri,
                              progress=options.progress, stop_after=options.stop_after)
 
-    table = Table(title=f"search {outcome.parent_run_id[:8]} in {outcome.out_dir}")
-    for column in ("trial", "status", "epochs", "best valid wF1", "note"):
-        table.add_column(column, justify="right" if column in ("epochs", "best valid wF1") else "left")
-    for trial in sorted(outcome.trials, key=lambda t: -(t.best_valid_wf1 or -1.0)):
-        colour = {"TERMINATED": "green", "ERROR": "red"}.get(trial.status, "yellow")
-        note = trial.error or ("best" if trial.trial_id == outcome.best_trial_id else "")
-        table.add_row(trial.trial_id, f"[{colour}]{trial.status}[/]", str(trial.epochs),
-                      "-" if trial.best_valid_wf1 is None else f"{trial.best_valid_wf1:.4f}", note[:100])
-    console.print(table)
-    done = sum(t.status in ("TERMINATED", "ERROR") for t in outcome.trials)
-    failed = sum(t.status == "ERROR" for t in outcome.trials)
-    if outcome.interrupted:
-        console.print(f"[yellow]search interrupted after {done} finished trial(s); continue with: "
-                      f"dgnode tune --resume --out {outcome.out_dir}[/]")
-        return 130
-    test = outcome.test
-    console.print(
-        f"{done} trials ({failed} failed) in {outcome.seconds:.0f}s; best trial {outcome.best_trial_id}: "
-        f"valid wF1 {outcome.best_valid_wf1:.4f}"
-        + (f", test wF1 {test['weighted_f1']:.4f}, test acc {test['accuracy']:.4f}" if test else "")
-        + f"; model {outcome.model_uri} (version {outcome.model_version}); MLflow {outcome.tracking_uri}"
-    )
-    return 0
+    renderables, code = outcome_report(outcome)
+    console.print(*renderables, sep="\n")
+    return code
 
 
 COMMANDS = (

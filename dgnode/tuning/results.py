@@ -27,18 +27,22 @@ def tune_trials(results) -> list:
     return list(results._experiment_analysis.trials)
 
 
-def trial_finished(trial: Any) -> bool:
-    """Whether a trial ran to its end: failed, returned, or stopped by the scheduler.
+def trial_finished(trial: Any, ledger: dict[str, str] | None = None) -> bool:
+    """Whether a trial ran to its end: failed, returned, or stopped by the scheduler. The
+    search's :class:`~dgnode.tuning.callbacks.TrialLedger` is the authority; Tune's state is
+    the fallback for searches recorded without one.
 
     Status alone cannot tell: after an interrupt Tune marks the trials it was still running
     (and those not yet started) TERMINATED in memory, while the saved experiment state keeps
     them unfinished for ``Tuner.restore``. Tune sets ``done`` in the last result exactly when a
     trial returned or its scheduler decided to stop it.
     """
+    if ledger and trial.trial_id in ledger:
+        return True
     return trial.status == "ERROR" or (trial.status == "TERMINATED" and bool((trial.last_result or {}).get("done")))
 
 
-def trial_summaries(results) -> list[TrialSummary]:
+def trial_summaries(results, ledger: dict[str, str] | None = None) -> list[TrialSummary]:
     summaries = []
     for trial in tune_trials(results):
         last = trial.last_result or {}
@@ -50,7 +54,7 @@ def trial_summaries(results) -> list[TrialSummary]:
             error = trial_error_message(trial)
         summaries.append(TrialSummary(
             trial_id=trial.trial_id,
-            status=trial.status if trial_finished(trial) else "UNFINISHED",
+            status=(ledger or {}).get(trial.trial_id) or (trial.status if trial_finished(trial) else "UNFINISHED"),
             epochs=int(last.get("epoch", -1)) + 1,
             best_valid_wf1=float(best) if isinstance(best, (int, float)) else None,
             params={k: plain(v) for k, v in trial.config.items()},
@@ -59,7 +63,7 @@ def trial_summaries(results) -> list[TrialSummary]:
     return summaries
 
 
-def sweep_runs(uri, experiment_id, parent_run_id, results) -> dict[str, str]:
+def sweep_runs(uri, experiment_id, parent_run_id, results, ledger: dict[str, str] | None = None) -> dict[str, str]:
     """End child runs still RUNNING: by their trial's Tune status, KILLED when unknown/unfinished."""
     from dgnode.tracking.runs import end_dangling_runs
     from dgnode.tuning.mlflow_callback import TRIAL_TAG
@@ -68,9 +72,9 @@ def sweep_runs(uri, experiment_id, parent_run_id, results) -> dict[str, str]:
 
     def decide(run) -> str:
         trial = trials.get(run.data.tags.get(TRIAL_TAG, ""))
-        if trial is None or not trial_finished(trial):
+        if trial is None or not trial_finished(trial, ledger):
             return "KILLED"  # unfinished: a resumed search reopens the run
-        return "FAILED" if trial.status == "ERROR" else "FINISHED"
+        return "FAILED" if (ledger or {}).get(trial.trial_id, trial.status) == "ERROR" else "FINISHED"
 
     return end_dangling_runs(uri, experiment_id, parent_run_id, decide=decide)
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,17 +36,16 @@ from typing import Any
 from dgnode.atomic import write_json
 from dgnode.errors import DgnodeError, InputError
 from dgnode.ray_session import ray_session
-from dgnode.tuning.callbacks import SessionStop, TrialProgress
+from dgnode.tuning.callbacks import SessionStop, TrialLedger, read_ledger
 from dgnode.tuning.settings import TuneSettings
+from dgnode.tuning.tuner import build_tuner, check_trial_fits
 from dgnode.tuning.results import SELECTION_METRIC, TrialSummary, plain, sweep_runs, trial_finished, trial_summaries, tune_trials
 
 __all__ = ["SEARCH_RECORD", "SUMMARY_FILE", "SearchOutcome", "TuneSettings", "run_search"]
 
 SEARCH_RECORD = "search.json"
 SUMMARY_FILE = "summary.json"
-TUNE_NAME = "search"
-TRAIN_STORAGE = "train"
-METRIC = "valid_wf1"
+LEDGER_FILE = "trials.json"
 
 
 @dataclass
@@ -68,6 +66,7 @@ class SearchOutcome:
     model_uri: str | None = None
     model_version: str | None = None
     seconds: float = 0.0
+    already_complete: bool = False  # a resume of a finished search: nothing was run
 
 
 def run_search(
@@ -90,7 +89,6 @@ def run_search(
     """
     if stop_after is not None and stop_after < 1:
         raise DgnodeError(f"stop_after must be >= 1, got {stop_after}")
-    from dgnode.tracking.runs import ensure_experiment, provenance_tags
     from dgnode.tracking.server import check_tracking_uri, resolve_tracking_uri
 
     started = time.perf_counter()
@@ -100,6 +98,8 @@ def run_search(
         if not record_path.exists():
             raise InputError(f"no search to resume: {SEARCH_RECORD} is missing (run without --resume first)", path=str(out))
         record = _read_record(record_path)
+        if record.get("completed"):
+            return _completed_outcome(out)
         base_config, space_path = record["base_config"], record["space"]
         settings = record["settings"]
         uri = record["tracking_uri"]
@@ -135,7 +135,7 @@ def _search(out, record, base_config, space, space_path, data, settings, uri, re
 
     store = base_config.data.store
     epochs = settings.epochs or base_config.train.epochs
-    _check_trial_fits(ray.cluster_resources(), settings)
+    check_trial_fits(ray.cluster_resources(), settings)
 
     tags = provenance_tags(FeatureStore.open(store).fingerprint(), store)
     experiment_id = ensure_experiment(uri, settings.experiment)
@@ -161,24 +161,47 @@ def _search(out, record, base_config, space, space_path, data, settings, uri, re
 
     outcome = SearchOutcome(str(out), uri, experiment_id, parent_run_id, interrupted=False)
     SessionStop.limit = stop_after
+    TrialLedger.path = str(out / LEDGER_FILE)
     try:
-        results = _run_tuner(out, store, base_config, space, data, settings, epochs, uri, experiment_id,
-                             parent_run_id, tags, resume, progress)
-        outcome.trials = trial_summaries(results)
-        finished = sum(trial_finished(t) for t in tune_trials(results))
+        results = build_tuner(out, base_config, space, data, settings, epochs, uri, experiment_id, parent_run_id,
+                              tags, resume, progress).fit()
+        ledger = read_ledger(out / LEDGER_FILE)
+        outcome.trials = trial_summaries(results, ledger)
+        finished = sum(trial_finished(t, ledger) for t in tune_trials(results))
         outcome.interrupted = finished < settings.trials
-        sweep_runs(uri, experiment_id, parent_run_id, results)
+        sweep_runs(uri, experiment_id, parent_run_id, results, ledger)
         if not outcome.interrupted:
             _evaluate_best(outcome, results, base_config, space, data, settings, uri, experiment_id, parent_run_id, tags)
+            write_json(out / SEARCH_RECORD, {**_plain_record(record), "completed": True,
+                                             "final_run_id": outcome.final_run_id})
     except BaseException as error:
         _end_parent(uri, parent_run_id, "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED", error)
         raise
     finally:
         SessionStop.limit = None
+        TrialLedger.path = None
     outcome.seconds = time.perf_counter() - started
     _end_parent(uri, parent_run_id, "KILLED" if outcome.interrupted else "FINISHED")
     write_json(out / SUMMARY_FILE, dataclasses.asdict(outcome))
     return outcome
+
+
+def _completed_outcome(out: Path) -> SearchOutcome:
+    """The outcome a finished search recorded: resuming it changes nothing (no trial, no test,
+    no registration, no MLflow status flips)."""
+    try:
+        saved = json.loads((out / SUMMARY_FILE).read_text(encoding="utf-8"))
+        saved["trials"] = [TrialSummary(**t) for t in saved.get("trials", [])]
+        return SearchOutcome(**{**saved, "already_complete": True})
+    except (OSError, ValueError, TypeError) as error:
+        raise InputError(f"the search is recorded as complete but its summary is unreadable ({error})",
+                         path=str(out / SUMMARY_FILE)) from None
+
+
+def _plain_record(record: dict[str, Any]) -> dict[str, Any]:
+    from dgnode.options import to_dict
+
+    return {k: to_dict(v) if dataclasses.is_dataclass(v) else v for k, v in record.items()}
 
 
 # -- preparation ---------------------------------------------------------------------------------
@@ -236,102 +259,6 @@ def _create_parent_run(uri, experiment_id, settings, space, tags, space_path) ->
     return run.info.run_id
 
 
-# -- the Tune run ----------------------------------------------------------------------------------
-def _run_tuner(out, store, base_config, space, data, settings, epochs, uri, experiment_id, parent_run_id,
-               tags, resume, progress):
-    import optuna
-    from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
-    from ray.tune.search import ConcurrencyLimiter
-    from ray.tune.search.optuna import OptunaSearch
-
-    from dgnode.tuning.mlflow_callback import MLflowTrialCallback
-    from dgnode.tuning.trainable import distributed_trial, single_process_trial
-
-    # Deleting old checkpoints forces an experiment snapshot; with epochs of seconds Tune warns
-    # about the snapshot rate at every epoch. The snapshots are what make resuming exact.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    if settings.workers_per_trial == 1:
-        trainable = tune.with_resources(
-            tune.with_parameters(single_process_trial, data=data, base_config=base_config, space=space, epochs=epochs,
-                                 device="cuda" if settings.gpus_per_worker > 0 else "cpu"),
-            {"cpu": settings.cpus_per_worker, "gpu": settings.gpus_per_worker},
-        )
-    else:
-        # The Tune function only waits on its TorchTrainer, whose workers hold the real resources;
-        # a token CPU share (Tune refuses an empty request) keeps it from taking a worker's core.
-        trainable = tune.with_resources(
-            tune.with_parameters(distributed_trial, base_config=base_config, space=space, epochs=epochs,
-                                 num_workers=settings.workers_per_trial, gpus_per_worker=settings.gpus_per_worker,
-                                 cpus_per_worker=settings.cpus_per_worker, storage_path=str(out / TRAIN_STORAGE)),
-            {"cpu": 0.01},
-        )
-    experiment_path = out / TUNE_NAME
-    if resume and tune.Tuner.can_restore(str(experiment_path)):
-        tuner = tune.Tuner.restore(str(experiment_path), trainable, resume_unfinished=True,
-                                   resume_errored=False, restart_errored=False)
-    else:
-        searcher = OptunaSearch(
-            metric=SELECTION_METRIC,
-            mode="max",
-            sampler=optuna.samplers.TPESampler(seed=settings.seed),
-            points_to_evaluate=[dict(p) for p in space.points_to_evaluate] or None,
-        )
-        callback = MLflowTrialCallback(uri, experiment_id, parent_run_id, _ConfigResolver(base_config, space),
-                                       max_epochs=epochs, tags=tags)
-        tuner = tune.Tuner(
-            trainable,
-            param_space=space.tune_param_space(),
-            tune_config=tune.TuneConfig(
-                num_samples=settings.trials,
-                search_alg=ConcurrencyLimiter(searcher, max_concurrent=settings.max_concurrent),
-                scheduler=ASHAScheduler(metric=METRIC, mode="max", time_attr="training_iteration", max_t=epochs,
-                                        grace_period=min(settings.grace_period, epochs),
-                                        reduction_factor=settings.reduction_factor),
-                reuse_actors=settings.workers_per_trial == 1,
-            ),
-            run_config=tune.RunConfig(
-                name=TUNE_NAME,
-                storage_path=str(out),
-                failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
-                # Every checkpoint holds state.pt (resume) and best.pt (test), so the latest is
-                # enough; with num_to_keep=1 each deletion would force an experiment snapshot.
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-                callbacks=[callback, TrialProgress(settings.trials, progress), SessionStop()],
-                verbose=0,
-            ),
-        )
-    return tuner.fit()
-
-
-def _check_trial_fits(resources: dict[str, float], settings: TuneSettings) -> None:
-    """Fail now rather than wait forever: one trial's resources must fit the cluster.
-
-    A trial of W > 1 workers holds a token CPU share for its Tune function besides the W
-    workers' own requests (so W workers x 1 CPU do not fit on exactly W CPUs).
-    """
-    workers = settings.workers_per_trial
-    cpus = workers * settings.cpus_per_worker + (0.01 if workers > 1 else 0.0)
-    gpus = workers * settings.gpus_per_worker
-    have_cpus, have_gpus = resources.get("CPU", 0.0), resources.get("GPU", 0.0)
-    if cpus > have_cpus + 1e-9 or gpus > have_gpus + 1e-9:
-        raise DgnodeError(
-            f"one trial needs {cpus:g} CPUs and {gpus:g} GPUs ({workers} worker(s) x {settings.cpus_per_worker:g} CPU, "
-            f"{settings.gpus_per_worker:g} GPU{' + 0.01 CPU for the trial driver' if workers > 1 else ''}); the Ray cluster "
-            f"has {have_cpus:g} CPUs and {have_gpus:g} GPUs: lower --cpus-per-worker / --workers-per-trial or add nodes"
-        )
-
-
-class _ConfigResolver:
-    """Picklable ``trial config -> full TrainConfig`` (travels with the Tune experiment state)."""
-
-    def __init__(self, base_config: Any, space: Any) -> None:
-        self.base_config, self.space = base_config, space
-
-    def __call__(self, params: dict[str, Any]) -> Any:
-        return self.space.config_for(self.base_config, params)
-
-
 def _evaluate_best(outcome, results, base_config, space, data, settings, uri, experiment_id, parent_run_id, tags) -> None:
     import torch
 
@@ -346,6 +273,11 @@ def _evaluate_best(outcome, results, base_config, space, data, settings, uri, ex
                           f"({results.num_errors} of {len(results)} trials failed; see `dgnode compare`)")
     best = max(candidates, key=lambda r: r.metrics[SELECTION_METRIC])
     params = {k: plain(v) for k, v in best.config.items()}
+    outcome.best_trial_id = str(best.metrics.get("trial_id"))
+    outcome.best_params = params
+    outcome.best_valid_wf1 = float(best.metrics[SELECTION_METRIC])
+    if _reuse_final_run(outcome, uri, experiment_id, parent_run_id, settings):
+        return  # a session killed after testing and registering: do neither twice
     config = space.config_for(base_config, params)
     device = "cuda" if settings.gpus_per_worker > 0 and torch.cuda.is_available() else "cpu"
     state = RunDir(_best_checkpoint_dir(best)).load_model(device)
@@ -362,12 +294,33 @@ def _evaluate_best(outcome, results, base_config, space, data, settings, uri, ex
         summary.update({"test_wf1": tested.test["weighted_f1"], "test_acc": tested.test["accuracy"]})
     parent.log_metrics(summary)
     parent.set_tags({"dgnode.best_trial_id": str(trial_id), "dgnode.final_run_id": run.run_id})
-    outcome.best_trial_id = str(trial_id)
-    outcome.best_params = params
-    outcome.best_valid_wf1 = float(best.metrics[SELECTION_METRIC])
     outcome.test = tested.test
     outcome.final_run_id = run.run_id
     outcome.model_uri, outcome.model_version = tested.model_uri, tested.model_version
+
+
+def _reuse_final_run(outcome: SearchOutcome, uri: str, experiment_id: str, parent_run_id: str, settings: Any) -> bool:
+    """Fill ``outcome`` from a FINISHED "best-on-test" run of this search, if one exists."""
+    from mlflow import MlflowClient
+
+    from dgnode.tracking.runs import child_runs
+    from dgnode.tuning.mlflow_callback import KIND_TAG
+
+    finals = [r for r in child_runs(uri, experiment_id, parent_run_id, status="FINISHED")
+              if r.data.tags.get(KIND_TAG) == "final"]
+    if not finals:
+        return False
+    run = finals[0]
+    name = settings.registered_model or settings.experiment
+    versions = MlflowClient(uri).search_model_versions(f"name='{name}' and run_id='{run.info.run_id}'")
+    if not versions:
+        return False  # killed between the test and the registration: run the final step again
+    metrics = run.data.metrics
+    outcome.test = {"weighted_f1": metrics.get("test_wf1"), "accuracy": metrics.get("test_acc")}
+    outcome.final_run_id = run.info.run_id
+    outcome.model_version = str(versions[0].version)
+    outcome.model_uri = f"models:/{name}/{outcome.model_version}"
+    return True
 
 
 def _best_checkpoint_dir(result) -> str:

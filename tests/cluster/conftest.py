@@ -39,4 +39,6 @@ def expected_placeholders() -> set[str]:
         "available_node_types.worker.gpu.a10g.4cpu.node_config.ImageId",
         "available_node_types.worker.gpu.a10g.8cpu.node_config.ImageId",
         "available_node_types.worker.cpu.decode.node_config.ImageId",
+        *(f"available_node_types.{t}.node_config.SecurityGroupIds[0]"
+          for t in ("head.cpu", "worker.gpu.a10g.4cpu", "worker.gpu.a10g.8cpu", "worker.cpu.decode")),
     }

@@ -23,8 +23,15 @@ def _errors(findings: list[C.Finding]) -> list[C.Finding]:
 
 
 def test_nothing_is_open_to_the_world(config: dict, repo_root: Path) -> None:
-    assert config["provider"]["security_group"] == {"GroupName": "dgnode-ray", "IpPermissions": []}
-    assert C.world_open_ingress(config) == []
+    assert "security_group" not in config["provider"]  # the launcher creates no group (SSH 0.0.0.0/0)
+    assert {name: t["node_config"]["SecurityGroupIds"] for name, t in config["available_node_types"].items()} == {
+        name: ["sg-CHANGE-ME"] for name in config["available_node_types"]}
+    assert C.world_open_ingress(config) == [] and C.launcher_made_groups(config) == []
+    unpinned = copy.deepcopy(config)
+    del unpinned["available_node_types"]["worker.cpu.decode"]["node_config"]["SecurityGroupIds"]
+    errors = _errors(C.check_cluster_config(unpinned))
+    assert [f.where for f in errors] == ["available_node_types.worker.cpu.decode.node_config"]
+    assert "SSH open to 0.0.0.0/0" in errors[0].message
     commands = dict(C.iter_commands(config))
     assert not any(re.search(r"--dashboard-host[= ]+0\.0\.0\.0", c) for c in commands.values())
     mlflow = [c for c in config["head_start_ray_commands"] if "mlflow/server.sh" in c]
@@ -49,6 +56,7 @@ def test_filled_in_config_has_no_findings_at_all(cluster_yaml: Path, tmp_path: P
         cluster_yaml.read_text()
         .replace("s3://CHANGE-ME-bucket/dgnode", "s3://my-lab-bucket/dgnode")
         .replace("ami-CHANGE-ME", "ami-0123456789abcdef0")
+        .replace("sg-CHANGE-ME", "sg-0123456789abcdef0")
     )
     assert C.check_cluster_config(C.load_cluster_config(filled)) == []
 
@@ -60,7 +68,7 @@ def _set(config: dict, path: str, value) -> None:
     keys = path.split("/")
     target = config
     for key in keys[:-1]:
-        target = target[int(key)] if isinstance(target, list) else target[key]
+        target = target[int(key)] if isinstance(target, list) else target.setdefault(key, {})
     last = keys[-1]
     if isinstance(target, list):
         target[int(last)] = value
@@ -130,7 +138,7 @@ def test_check_reports_exposing_head_commands(config: dict, index: int, command:
 
 def test_check_allows_ssh_to_the_world_and_anything_to_one_ip(config: dict) -> None:
     relaxed = copy.deepcopy(config)
-    relaxed["provider"]["security_group"]["IpPermissions"] = WORLD_SSH + MY_IP_ALL
+    relaxed["provider"]["security_group"] = {"GroupName": "dgnode-ray", "IpPermissions": WORLD_SSH + MY_IP_ALL}
     assert _errors(C.check_cluster_config(relaxed)) == []
 
 

@@ -1,4 +1,4 @@
-"""`dgnode corpus synth|scan` through dgnode.cli.main."""
+"""`dgnode corpus synth|scan` through the corpus package's COMMANDS."""
 
 from __future__ import annotations
 
@@ -7,13 +7,18 @@ from collections import Counter
 
 import pytest
 
-from dgnode.cli import main
+from dgnode.command import run_command
+from dgnode.corpus.cli import COMMANDS
 from dgnode.corpus.labels import get_scheme
 from dgnode.corpus.manifest import load_manifest, load_rejects
 
 
+def main(argv: list[str]) -> int:
+    return run_command(COMMANDS, argv)
+
+
 def test_synth_then_scan(scratch_dir, capsys):
-    assert main(["corpus", "synth", str(scratch_dir / "raw"), "--seed", "2", "--no-video", "--dialogs", "5"]) == 0
+    assert main(["corpus", "synth", str(scratch_dir / "raw"), "--seed", "2", "--video", "false", "--dialogs", "5"]) == 0
     out = capsys.readouterr().out
     assert "dialogues" in out and "utterances" in out
     assert not list((scratch_dir / "raw").rglob("*.avi"))
@@ -30,7 +35,7 @@ def test_synth_then_scan(scratch_dir, capsys):
 
 
 def test_strict_scan_exit_code_and_message(scratch_dir, capsys):
-    assert main(["corpus", "synth", str(scratch_dir / "raw"), "--no-video", "--dialogs", "5"]) == 0
+    assert main(["corpus", "synth", str(scratch_dir / "raw"), "--video", "false", "--dialogs", "5"]) == 0
     transcription = scratch_dir / "raw" / "IEMOCAP_full_release" / "Session3" / "dialog" / "transcriptions" / "Ses03M_impro05a.txt"
     lines = transcription.read_text().split("\n")
     index = next(i for i, line in enumerate(lines) if line.startswith("Ses03M_impro05a_"))
@@ -55,14 +60,46 @@ def test_bad_synth_arguments_are_one_line_errors(scratch_dir, capsys):
     (scratch_dir / "s.json").write_text("{not json")
     assert main(["corpus", "synth", str(scratch_dir / "x"), "--structure", str(scratch_dir / "s.json")]) == 2
     assert f"{scratch_dir / 's.json'}:1: not valid JSON" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["corpus", "scan", str(scratch_dir), "--out", str(scratch_dir / "o"), "--labels", "seven"])
+    assert main(["corpus", "scan", str(scratch_dir), "--out", str(scratch_dir / "o"), "--labels", "seven"]) == 2
+    assert "labels" in capsys.readouterr().err
+
+
+def test_symlink_loop_is_counted_and_the_manifest_written(text_corpus, scratch_dir, capsys):
+    clean = scratch_dir / "clean"
+    assert main(["corpus", "scan", str(text_corpus.out_dir), "--out", str(clean)]) == 0
+    (text_corpus.release_dir / "loop").symlink_to("loop")
+    capsys.readouterr()
+    assert main(["corpus", "scan", str(text_corpus.out_dir), "--out", str(scratch_dir / "scan"), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["rejects"]["unreadable"] == 1
+    assert load_manifest(scratch_dir / "scan").equals(load_manifest(clean))
+    rejects = load_rejects(scratch_dir / "scan")
+    assert rejects[rejects.reason == "unreadable"]["path"].tolist() == [str(text_corpus.release_dir.resolve() / "loop")]
+    assert main(["corpus", "scan", str(text_corpus.out_dir), "--out", str(scratch_dir / "strict"), "--strict"]) == 2
+    assert capsys.readouterr().err == (f"dgnode: error: {text_corpus.release_dir.resolve() / 'loop'}: unreadable: cannot "
+                                       "follow the entry: Too many levels of symbolic links (a symlink loop); not read\n")
+
+
+def test_unwritable_output_is_one_line_with_exit_1(text_corpus, scratch_dir, capsys, monkeypatch):
+    import errno
+    import os
+
+    import pyarrow.parquet as pq
+
+    def read_only(table, where, *args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(where))
+
+    monkeypatch.setattr(pq, "write_table", read_only)
+    out = scratch_dir / "scan"
+    assert main(["corpus", "scan", str(text_corpus.out_dir), "--out", str(out)]) == 1
+    assert capsys.readouterr().err == (f"dgnode: error: {out}: cannot write the scan's output (Read-only file system): "
+                                       "make the folder writable or free space on it, then run the scan again\n")
 
 
 @pytest.mark.slow
 def test_structure_corpus_reproduces_the_real_counts(scratch_dir, iemocap_structure_path, capsys):
     raw, out = scratch_dir / "raw", scratch_dir / "scan"
-    assert main(["corpus", "synth", str(raw), "--structure", str(iemocap_structure_path), "--no-video"]) == 0
+    assert main(["corpus", "synth", str(raw), "--structure", str(iemocap_structure_path), "--video", "false"]) == 0
     assert main(["corpus", "scan", str(raw), "--out", str(out), "--json"]) == 0
     merc6 = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert (merc6["sessions"], merc6["dialogues"], merc6["utterances"], merc6["labelled"]) == (5, 151, 10039, 7433)

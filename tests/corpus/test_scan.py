@@ -384,3 +384,62 @@ def test_unreadable_alignment_keeps_the_utterance(text_corpus):
     assert rejects["utt_id"].tolist() == [u.utt_id]
     assert rejects["detail"].iloc[0].startswith("cannot read the file: Is a directory")
     assert u.utt_id in set(result.manifest["utt_id"])
+
+
+def test_symlink_loops_drop_only_themselves_and_are_counted(text_corpus):
+    session = text_corpus.session_dir(1)
+    dialogue, emo, _ = _paths(text_corpus, "Ses01F_impro01")
+    loops = [
+        text_corpus.release_dir / "loop",  # above the sessions: a folder the scan walks
+        emo.parent / "loop",  # beside the label files
+        session / "sentences" / "wav" / dialogue.dialog_id / "loop.wav",  # beside the utterance wavs
+    ]
+    for loop in loops:
+        loop.symlink_to(loop.name)  # a link to itself: following it never ends
+    (text_corpus.release_dir / "a").symlink_to("b")  # a two-link cycle
+    (text_corpus.release_dir / "b").symlink_to("a")
+    loops[1:1] = [text_corpus.release_dir / "a", text_corpus.release_dir / "b"]
+    result = scan_corpus(text_corpus.out_dir)
+    _assert_frames_equal(result.manifest, text_corpus.expected_manifest())
+    expected = dict(text_corpus.expected_rejects)
+    expected[R.UNREADABLE] = 5
+    assert _reasons(result) == expected
+    unreadable = result.rejects[result.rejects.reason == R.UNREADABLE]
+    assert sorted(unreadable["path"]) == sorted(str(p.parent.resolve() / p.name) for p in loops)
+    assert set(unreadable["detail"]) == {"cannot follow the entry: Too many levels of symbolic links (a symlink loop); not read"}
+    with pytest.raises(InputError) as raised:
+        scan_corpus(text_corpus.out_dir, strict=True)
+    assert str(raised.value) == (f"{text_corpus.release_dir.resolve() / 'a'}: unreadable: cannot follow the entry: "
+                                 "Too many levels of symbolic links (a symlink loop); not read")
+
+
+def test_a_refused_output_write_keeps_the_earlier_manifest(text_corpus, scratch_dir, monkeypatch):
+    import errno
+    import os
+
+    import pyarrow.parquet as pq
+
+    from dgnode.errors import EnvironmentFault
+
+    result = scan_corpus(text_corpus.out_dir)
+    out = scratch_dir / "scan"
+    write_scan(result, out)
+    before = (out / "manifest.parquet").read_bytes()
+
+    def full(table, where, *args, **kwargs):
+        Path(where).write_bytes(b"PAR1 half")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(where))
+
+    monkeypatch.setattr(pq, "write_table", full)
+    with pytest.raises(EnvironmentFault) as raised:
+        write_scan(result, out)
+    assert str(raised.value) == (f"{out}: cannot write the scan's output (No space left on device): make the folder "
+                                 "writable or free space on it, then run the scan again")
+    assert (out / "manifest.parquet").read_bytes() == before
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.parquet", "rejects.parquet"]
+
+
+def test_a_corpus_root_that_loops_is_one_error(scratch_dir):
+    (scratch_dir / "root").symlink_to("root")
+    with pytest.raises(InputError, match=rf"^{scratch_dir / 'root'}: corpus root cannot be followed \(Symlink loop from"):
+        scan_corpus(scratch_dir / "root")

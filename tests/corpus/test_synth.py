@@ -12,7 +12,8 @@ import soundfile
 
 from dgnode.options import ConfigError
 from dgnode.corpus.names import APPLEDOUBLE_MAGIC, DS_STORE_MAGIC, UTT_RE
-from dgnode.corpus.synth import TRAP_DIALOGUES, SynthConfig, plan_corpus, synthesize_corpus
+from dgnode.corpus.synth import SynthConfig, synthesize_corpus
+from dgnode.corpus.synth_plan import TRAP_DIALOGUES, plan_corpus
 from dgnode.corpus.synth_media import (
     CLOCK_TOP,
     HALF_WIDTH,

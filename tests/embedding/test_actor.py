@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from dgnode.embedding.actor import EmbedActor, Embedder, simulated_oom_hook
+from dgnode.embedding.actor import EmbedActor, Embedder, OutOfMemoryError, simulated_oom_hook
 from dgnode.embedding.model import build_imagebind
 from dgnode.media.text import tokenize
 
@@ -47,6 +47,41 @@ def test_oom_halves_the_batch_and_loses_nothing(loaded):
     # The smaller size sticks: the next batch starts at 2 and needs no retry.
     _, again = embedder.embed(_batch(4, seed=1))
     assert again.oom_retries == 0 and again.forwards == [("text", 2)] * 2 + [("audio", 2)] * 2
+
+
+def test_oom_with_the_next_chunk_already_uploaded_loses_nothing(loaded):
+    # The CUDA path uploads chunk i + 1 while chunk i runs; here the same bookkeeping on the CPU.
+    batch = _batch(11)
+    reference, _ = Embedder(loaded, {"text": 11, "audio": 11}).embed(batch)
+    calls = {"text": 0, "audio": 0}
+
+    def hook(modality: str, items: int) -> None:
+        calls[modality] += 1
+        if (modality == "text" and calls["text"] == 3) or (modality == "audio" and items > 3):
+            raise OutOfMemoryError(f"simulated: {modality} call {calls[modality]}, {items} items")
+
+    embedder = Embedder(loaded, {"text": 2, "audio": 6}, fault_hook=hook, prefetch=True)
+    uploads: list[tuple[str, tuple[int, ...]]] = []
+    start = embedder.feeder.start
+
+    def recording_start(inputs, rows):
+        uploads.append(("text" if inputs.ndim == 2 else "audio", tuple(rows)))
+        return start(inputs, rows)
+
+    embedder.feeder.start = recording_start
+    vectors, stats = embedder.embed(batch)
+    for modality in ("text", "audio"):
+        np.testing.assert_allclose(vectors[f"emb_{modality}"], reference[f"emb_{modality}"], atol=1e-5)
+        assert vectors[f"error_{modality}"].tolist() == [""] * 11
+    # text: the third chunk (4, 5) fails after it was uploaded ahead; from there on, single items.
+    assert stats.forwards == [("text", 2)] * 3 + [("text", 1)] * 7 + [("audio", 6), ("audio", 3), ("audio", 3), ("audio", 3), ("audio", 2)]
+    assert stats.oom_retries == 2 and embedder.chunk_sizes == {"text": 1, "audio": 3}
+    assert uploads == [
+        ("text", (0, 1)), ("text", (2, 3)), ("text", (4, 5)),  # (4, 5) went ahead, then was dropped
+        *(("text", (i,)) for i in range(4, 11)),
+        ("audio", (0, 1, 2)), ("audio", (3, 4, 5)), ("audio", (6, 7, 8)), ("audio", (9, 10)),
+    ]
+    assert not Embedder(loaded, {"text": 4, "audio": 4}).prefetch  # the CPU does not prefetch by default
 
 
 def test_an_item_that_does_not_fit_alone_becomes_an_error_not_a_crash(loaded):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dgnode.embedding.pipeline import ExtractConfig, ray_uses_gpu
+from dgnode.embedding.config import ExtractConfig
+from dgnode.embedding.stages import ray_uses_gpu
 
 
 @pytest.mark.parametrize(("device", "expected"), [("cuda", True), ("cpu", False), ("auto", False)])

@@ -1,4 +1,5 @@
-"""Reading a manifest for extraction: required columns, label names, clear errors."""
+"""Reading a manifest for extraction (``load_manifest(path, modalities)``): required columns, label names,
+clear errors."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dgnode.embedding.pipeline import read_manifest
+from dgnode.corpus.manifest import load_manifest
 from dgnode.errors import InputError
 
 ROW = {
@@ -16,6 +17,11 @@ ROW = {
     "label": 2, "split": "train", "text": "Hi.", "wav_path": "wav/a.wav", "video_path": "/data/d.avi",
     "start_s": 1.0, "end_s": 2.0, "speaker_side": "left",
 }
+
+
+def read_manifest(path, modalities):
+    frame = load_manifest(path, modalities)
+    return frame, frame.attrs["label_names"]
 
 
 def _write(path, rows, label_names=None):

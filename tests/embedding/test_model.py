@@ -99,11 +99,11 @@ def test_parameter_counts_are_exact():
 
 def test_batch_plan_from_the_cost_model():
     plan = plan_batch_sizes(HUGE, ["text", "audio", "vision"], gpu_memory_gb=24)
-    # vision: 15 sequences x 2 B x max(10*257*1280 + 2*16*257*257, 11*257*1280) + 2 B x 15*3*2*224*224
-    assert activation_bytes_per_item(HUGE, "vision") == 15 * 2 * (10 * 257 * 1280 + 2 * 16 * 257 * 257) + 2 * 15 * 3 * 2 * 224 * 224
-    assert plan.item_bytes == {"text": 1_957_032, "audio": 18_293_472, "vision": 171_126_720}
-    assert plan.sizes == {"text": 6933, "audio": 741, "vision": 79}
-    assert plan_batch_sizes(HUGE, ["vision"], gpu_memory_gb=12).sizes == {"vision": 35}
+    # vision: 15 sequences x 2 B x 12 x 257 tokens x 1280 wide (the MLP peak) + 2 copies x 2 B x 15*3*2*224*224
+    assert activation_bytes_per_item(HUGE, "vision") == 15 * 2 * 12 * 257 * 1280 + 2 * 2 * 15 * 3 * 2 * 224 * 224
+    assert plan.item_bytes == {"text": 1_893_584, "audio": 12_976_128, "vision": 136_488_960}
+    assert plan.sizes == {"text": 10273, "audio": 1499, "vision": 142}
+    assert plan_batch_sizes(HUGE, ["vision"], gpu_memory_gb=12).sizes == {"vision": 69}
     assert plan_batch_sizes(HUGE, ["vision"], gpu_memory_gb=80, max_batch=32).sizes == {"vision": 32}
     with pytest.raises(ValueError, match="does not hold the weights"):
-        plan_batch_sizes(HUGE, ["vision", "text", "audio"], gpu_memory_gb=3)
+        plan_batch_sizes(HUGE, ["vision", "text", "audio"], gpu_memory_gb=2)

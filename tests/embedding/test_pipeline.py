@@ -9,9 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dgnode.cli import main
+from dgnode.command import run_command
 from dgnode.corpus import synth_media
-from dgnode.embedding.pipeline import ExtractConfig, load_provenance, run_extraction
+from dgnode.embedding.cli import COMMANDS
+from dgnode.embedding.config import ExtractConfig
+from dgnode.embedding.pipeline import run_extraction
 from dgnode.features.store import FeatureStore
 from dgnode.media.utterance import MediaConfig, preprocess_batch
 from dgnode.media.video import CLIP_MEAN, CLIP_STD
@@ -19,6 +21,14 @@ from dgnode.media.video import CLIP_MEAN, CLIP_STD
 from .conftest import BROKEN, FALLBACK, GOOD
 
 pytestmark = pytest.mark.slow
+
+
+def main(argv: list[str]) -> int:
+    return run_command(COMMANDS, argv)
+
+
+def load_provenance(store: str):
+    return FeatureStore.open(store).read_provenance()
 
 
 class Interrupted(Exception):
@@ -182,7 +192,7 @@ def test_cli_extract_and_its_errors(mini_corpus, tmp_path, capsys):
     store = tmp_path / "cli_store"
     code = main([
         "extract", "--manifest", str(mini_corpus.manifest_path), "--store", str(store), "--model", "tiny",
-        "--modalities", "text,audio", "--limit", "3", "--engine", "process", "--no-progress", "--json",
+        "--modalities", "[text,audio]", "--limit", "3", "--engine", "process", "--progress", "false", "--json",
     ])
     assert code == 0
     summary = json.loads(capsys.readouterr().out)

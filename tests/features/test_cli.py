@@ -1,4 +1,4 @@
-"""`dgnode features import|synth|info` through dgnode.cli.main."""
+"""`dgnode features import|synth|info` through the features package's COMMANDS."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pickle
 import numpy as np
 import pytest
 
-from dgnode.cli import main
+from dgnode.command import run_command
 from dgnode.errors import InputError
-from dgnode.features.cli import parse_dims
+from dgnode.features.cli import COMMANDS
 from dgnode.features.store import FeatureStore
 
 STRUCTURE = {
@@ -29,11 +29,15 @@ STRUCTURE = {
 }
 
 
+def main(argv: list[str]) -> int:
+    return run_command(COMMANDS, argv)
+
+
 def test_synth_then_info(tmp_path, capsys):
     structure = tmp_path / "tiny_structure.json"
     structure.write_text(json.dumps(STRUCTURE))
     store = tmp_path / "store"
-    code = main(["features", "synth", "--structure", str(structure), "--store", str(store), "--dims", "text=6,vision=2", "--seed", "5", "--noise", "0.5"])
+    code = main(["features", "synth", "--structure", str(structure), "--store", str(store), "--dims", "{text: 6, vision: 2}", "--seed", "5", "--noise", "0.5"])
     assert code == 0
     synth_out = capsys.readouterr().out
     opened = FeatureStore.open(store)
@@ -84,8 +88,12 @@ def test_import_prints_the_report_and_refusals_exit_2(tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith(f"dgnode: error: {evil}: refused to load global 'posix.system'")
 
 
-def test_parse_dims():
-    assert parse_dims("text=1024, audio=1582,vision=342") == {"text": 1024, "audio": 1582, "vision": 342}
-    for bad, message in [("text=0", "expected modality=dim"), ("speech=3", "expected modality=dim"), ("text=4,text=5", "names text twice"), (",", "--dims is empty")]:
-        with pytest.raises(InputError, match=message):
-            parse_dims(bad)
+def test_dims_are_a_typed_mapping(tmp_path, iemocap_structure_path, capsys):
+    store = tmp_path / "s"
+    base = ["features", "synth", "--structure", str(iemocap_structure_path), "--store", str(store)]
+    for bad, message in [("{text: 0}", "dims: expected modality: width"), ("{speech: 3}", "dims: expected modality: width"),
+                         ("{}", "dims: expected modality: width"), ("{text: many}", "dims")]:
+        assert main([*base, "--dims", bad]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err
+    assert not store.exists()

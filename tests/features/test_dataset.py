@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from dgnode.errors import InputError
-from dgnode.features.dataset import _fit_standard, collate, iterate_batches, load_conversations
+from dgnode.features.dataset import fit_standard, collate, iterate_batches, load_conversations
 
 # Stored out of conversation order on purpose: dialogue "d1" rows arrive as orders 2, 0, 1.
 DIALOGUES = [
@@ -87,7 +87,7 @@ def test_l2_rows_have_unit_norm_and_constant_train_dimensions_are_only_centred(m
     for c in data.conversations:
         torch.testing.assert_close(c.features["text"].norm(dim=1), torch.ones(len(c)))
     assert data.normalisation == {"method": "l2"}
-    mean, std = _fit_standard(np.array([[1.0, 5.0], [3.0, 5.0]], dtype=np.float32))
+    mean, std = fit_standard(np.array([[1.0, 5.0], [3.0, 5.0]], dtype=np.float32))
     assert mean.tolist() == [2.0, 5.0] and std.tolist() == [1.0, 1.0]
 
 

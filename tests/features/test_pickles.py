@@ -15,7 +15,9 @@ from numpy._core import multiarray
 
 from dgnode.errors import InputError
 from dgnode.features.dataset import load_conversations
-from dgnode.features.pickles import carve_validation, import_pickle, restricted_load
+from dgnode.features.pickle_dialogues import carve_validation
+from dgnode.features.pickles import import_pickle
+from dgnode.features.restricted_pickle import restricted_load
 from dgnode.features.store import FeatureStore
 
 TRAIN = [

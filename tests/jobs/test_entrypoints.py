@@ -9,11 +9,11 @@ import pytest
 
 JOBS = {
     "extract.py": "--manifest",
-    "train.py": "--store",
+    "train.py": "--num_workers",
     "tune.py": "--space",
     "evaluate.py": "--run",
     "study.py": "--models",
-    "pipeline.py": "--corpus-root",
+    "pipeline.py": "--corpus_root",
 }
 
 

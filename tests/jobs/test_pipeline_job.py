@@ -87,7 +87,7 @@ def test_pipeline_job_runs_to_success_on_a_local_head(ray_head, repo_root, tmp_p
     ray_bin = str(Path(sys.executable).parent / "ray")
     command = [ray_bin, "job", "submit", "--address", address, "--no-wait", "--working-dir", str(repo_root),
                "--runtime-env-json", json.dumps({"excludes": EXCLUDES}),
-               "--", "python", "jobs/pipeline.py", "--demo", "--workdir", str(workdir), "--trials", "2", "--epochs", "2", "--json"]
+               "--", "python", "jobs/pipeline.py", "--demo", "--workdir", str(workdir), "--tune.trials", "2", "--tune.epochs", "2", "--json"]
     # The dashboard answers before the node's job agent has registered: Ray then says
     # "No available agent to submit job, please try again later".
     deadline = time.monotonic() + 120

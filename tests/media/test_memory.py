@@ -6,7 +6,7 @@ import statistics
 
 import pytest
 
-from dgnode.media.memprobe import probe
+from bench.memprobe import probe  # the repository root is on sys.path (tests/conftest.py)
 
 
 @pytest.mark.slow

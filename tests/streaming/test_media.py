@@ -13,7 +13,8 @@ def extracted(tmp_path_factory):
     """A mini corpus extracted with the tiny ImageBind (in-process engine) and a causal run on it."""
     from dgnode.corpus.scan import scan_corpus, write_scan
     from dgnode.corpus.synth import SynthConfig, synthesize_corpus
-    from dgnode.embedding.pipeline import ExtractConfig, run_extraction
+    from dgnode.embedding.config import ExtractConfig
+    from dgnode.embedding.pipeline import run_extraction
     from dgnode.features.dataset import load_conversations
     from dgnode.training.config import load_train_config
     from dgnode.training.loop import fit
@@ -24,8 +25,8 @@ def extracted(tmp_path_factory):
     store = root / "store"
     summary = run_extraction(ExtractConfig(manifest=str(manifest_path), store=str(store), model="tiny", progress=False), engine="process")
     assert summary.failed == 0
-    overrides = [f"data.store={store}", "model.hidden=16", "model.wf=0", "model.ode.method=rk4", "model.ode.step_size=0.5",
-                 "train.epochs=1", "train.batch_size=2", "report.plots=false"]
+    overrides = {"data.store": str(store), "model.hidden": 16, "model.wf": 0, "model.ode.method": "rk4",
+                 "model.ode.step_size": 0.5, "train.epochs": 1, "train.batch_size": 2, "report.plots": False}
     fit(load_train_config(None, overrides), load_conversations(store), root / "run", progress=False)
     return manifest_path, store, root / "run"
 
@@ -73,10 +74,11 @@ def test_media_encoder_refuses_stores_not_made_by_extraction(tmp_path):
 
 @pytest.mark.slow
 def test_predict_cli_streams_from_media_and_matches_batch(extracted, capsys):
-    from dgnode.cli import main
+    from dgnode.command import run_command
+    from dgnode.streaming.cli import COMMANDS
 
     manifest_path, _, run = extracted
-    code = main(["predict", "--run", str(run), "--stream", "--media", str(manifest_path), "--split", "test", "--verify", "--quiet"])
+    code = run_command(COMMANDS, ["predict", "--run", str(run), "--stream", "--media", str(manifest_path), "--split", "test", "--verify", "--quiet"])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "differ from batch causal" in out and "0 of" in out

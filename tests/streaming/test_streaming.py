@@ -10,15 +10,20 @@ import pandas as pd
 import pytest
 import torch
 
-from dgnode.cli import main
-from dgnode.options import dump_yaml
+from dgnode.command import run_command
 from dgnode.errors import InputError
 from dgnode.features.dataset import collate, load_conversations
 from dgnode.features.store import FeatureStore
 from dgnode.models import build_model
 from dgnode.streaming import NotCausalError, StreamingPredictor, causal_mode, latency_summary, require_causal
+from dgnode.streaming.cli import COMMANDS
 from dgnode.training.config import load_train_config
+from dgnode.training.rundir import RunDir
 from dgnode.training.best import load_run
+
+
+def main(argv: list[str]) -> int:
+    return run_command(COMMANDS, argv)
 
 MODELS = ("dgode", "corect")
 
@@ -94,23 +99,23 @@ def test_raw_features_are_normalised_bit_for_bit_like_the_training_data(method, 
 
 
 def model_config_of(name: str, **extra):
-    return load_train_config(None, [f"model.name={name}", *[f"model.{k}={v}" for k, v in extra.items()]]).model
+    return load_train_config(None, {"model.name": name, **{f"model.{k}": v for k, v in extra.items()}}).model
 
 
 def test_causal_mode_of_each_model_family():
     assert causal_mode(model_config_of("dgode", wf=0)) and not causal_mode(model_config_of("dgode"))
     assert causal_mode(model_config_of("corect", wf=0)) and not causal_mode(model_config_of("corect"))
-    assert causal_mode(model_config_of("bigru", causal="true")) and not causal_mode(model_config_of("bigru"))
+    assert causal_mode(model_config_of("bigru", causal=True)) and not causal_mode(model_config_of("bigru"))
     assert causal_mode(model_config_of("mlp"))  # context-free: nothing to leak
-    with pytest.raises(NotCausalError, match=r"model 'bigru' is not causal.*--set model.causal=true"):
+    with pytest.raises(NotCausalError, match=r"model 'bigru' is not causal.*--model.causal true"):
         require_causal(model_config_of("bigru"))
 
 
 def test_a_run_not_trained_causally_is_refused(tmp_path, tiny_store, capsys):
     run = tmp_path / "offline_run"
     run.mkdir()
-    dump_yaml(load_train_config(None, ["model.name=corect", f"data.store={tiny_store}"]), run / "config.yaml")
-    with pytest.raises(NotCausalError, match=r"model 'corect' is not causal.*model.wf=5 .*--set model.wf=0"):
+    RunDir(run).write_config(load_train_config(None, {"model.name": "corect", "data.store": str(tiny_store)}))
+    with pytest.raises(NotCausalError, match=r"model 'corect' is not causal.*model.wf=5 .*--model.wf 0"):
         StreamingPredictor.from_run(run)
     assert main(["predict", "--run", str(run), "--stream"]) == 2
     error = capsys.readouterr().err
@@ -174,10 +179,10 @@ def test_cli_batch_mode_predicts_whole_dialogues(causal_runs, tmp_path, capsys):
     trainer, _ = load_run(run)
     dialog = trainer.data.split("test")[1]
     out = tmp_path / "batch.csv"
-    assert main(["predict", "--run", str(run), "--dialog", dialog.dialog_id, "--quiet", "--out", str(out)]) == 0
+    assert main(["predict", "--run", str(run), "--dialog", f"[{dialog.dialog_id}]", "--quiet", "--out", str(out)]) == 0
     frame = pd.read_csv(out, keep_default_na=False)
     evaluated = trainer.evaluate([dialog])
     assert frame["predicted"].tolist() == [trainer.data.label_names[p] for p in evaluated.predictions]
     assert "latency" not in capsys.readouterr().out
-    assert main(["predict", "--run", str(run), "--dialog", "Ses09X_nothing"]) == 2
+    assert main(["predict", "--run", str(run), "--dialog", "[Ses09X_nothing]"]) == 2
     assert "dialogue(s) ['Ses09X_nothing'] not in the store" in capsys.readouterr().err

@@ -11,15 +11,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import yaml
 from scipy import stats
 
-from dgnode.cli import main
+from dgnode.command import run_command
 from dgnode.options import ConfigError
 from dgnode.errors import InputError
 from dgnode.study import StudySpec, apply_mode, build_runs, model_config_path, run_study
+from dgnode.study.cli import COMMANDS
 from dgnode.study.stats import paired_test
 from dgnode.training.config import load_train_config
+from dgnode.training.rundir import RunDir
 
 SUMMARY_COLUMNS = [
     "model", "mode", "runs", "failed", "weighted_f1_mean", "weighted_f1_std", "accuracy_mean", "accuracy_std",
@@ -27,21 +28,25 @@ SUMMARY_COLUMNS = [
 ]
 
 
-def model_config(name: str, *overrides: str):
-    return load_train_config(None, [f"model.name={name}", *overrides]).model
+def main(argv: list[str]) -> int:
+    return run_command(COMMANDS, argv)
+
+
+def model_config(name: str, **overrides):
+    return load_train_config(None, {"model.name": name, **{f"model.{k}": v for k, v in overrides.items()}}).model
 
 
 def test_modes_map_onto_each_model_family():
     assert apply_mode(model_config("dgode"), "causal").wf == 0
     assert apply_mode(model_config("dgode"), "offline").wf == -1
-    assert apply_mode(model_config("corect", "model.wf=3"), "offline").wf == 3  # the config's own window
-    assert apply_mode(model_config("corect", "model.wf=0"), "offline").wf == 5  # a causal file -> class default
-    assert apply_mode(model_config("dgode", "model.wf=0"), "offline").wf == -1
+    assert apply_mode(model_config("corect", wf=3), "offline").wf == 3  # the config's own window
+    assert apply_mode(model_config("corect", wf=0), "offline").wf == 5  # a causal file -> class default
+    assert apply_mode(model_config("dgode", wf=0), "offline").wf == -1
     assert apply_mode(model_config("bigru"), "causal").causal is True
-    assert apply_mode(model_config("bigru", "model.causal=true"), "offline").causal is False
+    assert apply_mode(model_config("bigru", causal=True), "offline").causal is False
     assert apply_mode(model_config("mlp"), "causal") == model_config("mlp")
     # A forward-only GRU accepts an odd width, the bidirectional one does not: the offline copy is re-validated.
-    odd = apply_mode(model_config("bigru", "model.causal=true", "model.hidden=7"), "causal")
+    odd = apply_mode(model_config("bigru", causal=True, hidden=7), "causal")
     with pytest.raises(ConfigError, match="model 'bigru' in offline mode: hidden must be even"):
         apply_mode(odd, "offline")
 
@@ -67,7 +72,7 @@ def test_spec_validation():
     with pytest.raises(ConfigError, match=r"modes must be a non-empty subset of \['offline', 'causal'\]"):
         StudySpec(store="s", models=["dgode"], out="o", modes=["online"])
     with pytest.raises(ConfigError, match="names model 'gcn', which is not in the study"):
-        StudySpec(store="s", models=["dgode"], out="o", overrides=["gcn:model.hidden=3"])
+        StudySpec(store="s", models=["dgode"], out="o", overrides={"gcn:model.hidden": 3})
     with pytest.raises(ConfigError, match="seeds must be >= 1"):
         StudySpec(store="s", models=["dgode"], out="o", seeds=0)
     with pytest.raises(ConfigError, match="models repeat a name"):
@@ -77,7 +82,7 @@ def test_spec_validation():
 def test_runs_get_mode_seed_store_and_per_model_overrides(repo_root, tmp_path):
     spec = StudySpec(store="S", models=["dgode", "corect"], out=str(tmp_path), seeds=2, first_seed=7,
                      config_dir=str(repo_root / "configs"), profile="fast",
-                     overrides=["train.epochs=1", "corect:model.hidden=16"])
+                     overrides={"train.epochs": 1, "corect:model.hidden": 16})
     runs = build_runs(spec)
     assert [r.key for r in runs] == [(m, mode, s) for m in ("dgode", "corect") for mode in ("offline", "causal") for s in (7, 8)]
     by_key = {r.key: r.config for r in runs}
@@ -100,9 +105,9 @@ def test_paired_test_matches_scipy_and_is_nan_when_undefined():
 @pytest.mark.slow
 def test_study_cli_writes_tables_with_the_right_shape_and_numbers(study_store, repo_root, tmp_path, capsys):
     out = tmp_path / "study"
-    args = ["study", "--store", str(study_store), "--models", "dgode,corect", "--seeds", "2", "--out", str(out),
-            "--config-dir", str(repo_root / "configs"), "--profile", "fast", "--runner", "local", "--quiet",
-            "--set", "train.epochs=1", "--set", "corect:model.hidden=16", "--set", "dgode:model.hidden=16"]
+    args = ["study", "--store", str(study_store), "--models", "[dgode,corect]", "--seeds", "2", "--out", str(out),
+            "--config_dir", str(repo_root / "configs"), "--profile", "fast", "--runner", "local", "--quiet",
+            "--overrides", "{train.epochs: 1, corect:model.hidden: 16, dgode:model.hidden: 16}"]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "paired t-tests on weighted F1" in printed
@@ -139,9 +144,9 @@ def test_study_cli_writes_tables_with_the_right_shape_and_numbers(study_store, r
         else:
             assert row["p_value"] == pytest.approx(expected.pvalue, rel=1e-9)
 
-    run_config = yaml.safe_load((out / "runs" / "corect-causal-seed1" / "config.yaml").read_text())
-    assert (run_config["model"]["wf"], run_config["model"]["hidden"], run_config["train"]["seed"]) == (0, 16, 1)
-    assert yaml.safe_load((out / "runs" / "corect-offline-seed0" / "config.yaml").read_text())["model"]["wf"] == 5
+    run_config = RunDir(out / "runs" / "corect-causal-seed1").read_config()
+    assert (run_config.model.wf, run_config.model.hidden, run_config.train.seed) == (0, 16, 1)
+    assert RunDir(out / "runs" / "corect-offline-seed0").read_config().model.wf == 5
 
     markdown = (out / "study.md").read_text()
     assert "**Synthetic features.**" in markdown
@@ -165,8 +170,8 @@ def test_study_cli_writes_tables_with_the_right_shape_and_numbers(study_store, r
 
 def test_a_failing_run_is_recorded_and_the_others_go_on(study_store, tmp_path, capsys):
     out = tmp_path / "failing"
-    args = ["study", "--store", str(study_store), "--models", "mlp,dgode", "--seeds", "2", "--out", str(out), "--runner", "local",
-            "--quiet", "--set", "train.epochs=1", "--set", "model.hidden=8", "--set", "dgode:train.nfe_cap=1"]
+    args = ["study", "--store", str(study_store), "--models", "[mlp,dgode]", "--seeds", "2", "--out", str(out), "--runner", "local",
+            "--quiet", "--overrides", "{train.epochs: 1, model.hidden: 8, dgode:train.nfe_cap: 1}"]
     assert main(args) == 1
     assert "failed dgode/offline/seed0: " in capsys.readouterr().out
     runs = pd.read_csv(out / "study_runs.csv", keep_default_na=False)
@@ -186,7 +191,7 @@ def test_a_failing_run_is_recorded_and_the_others_go_on(study_store, tmp_path, c
 @pytest.mark.slow
 def test_ray_tasks_give_the_same_runs_as_local(study_store, tmp_path, ray_local):
     common = dict(store=str(study_store), models=["mlp", "bigru"], seeds=1,
-                  overrides=["train.epochs=2", "model.hidden=8", "train.batch_size=2"])
+                  overrides={"train.epochs": 2, "model.hidden": 8, "train.batch_size": 2})
     on_ray = run_study(StudySpec(out=str(tmp_path / "ray"), runner="ray", **common), progress=False)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as in each Ray task (cpus_per_run=1): same kernels, same bits

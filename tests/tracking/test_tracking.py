@@ -15,16 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from dgnode.tracking.runs import (
-    EPOCH_METRICS,
-    RunStatus,
-    end_dangling_runs,
-    ensure_experiment,
-    git_commit,
-    library_versions,
-    provenance_tags,
-    tracked_run,
-)
+from dgnode.tracking.provenance import git_commit, library_versions, provenance_tags
+from dgnode.tracking.runs import EPOCH_METRICS, RunStatus, end_dangling_runs, ensure_experiment, tracked_run
 from dgnode.tracking.server import TrackingUnavailableError, check_tracking_uri, resolve_tracking_uri
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -264,3 +256,22 @@ def test_sqlite_experiments_keep_artifacts_beside_the_database(tmp_path, monkeyp
         run.log_text("hello", "notes/a.txt")
     assert (tmp_path / "db" / "mlartifacts" / run.run_id / "artifacts" / "notes" / "a.txt").read_text() == "hello"
     assert not (tmp_path / "mlruns").exists()
+
+
+def test_compare_command_lists_runs_best_first(tmp_path, capsys):
+    from dgnode.command import run_command
+    from dgnode.tracking.cli import COMMANDS
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    experiment_id = ensure_experiment(uri, "cmp")
+    for name, score in (("low", 0.4), ("high", 0.7)):
+        with tracked_run(uri, experiment_id, run_name=name) as run:
+            run.log_config({"model": {"ode": {"method": "rk4"}}})
+            run.log_epoch({"epoch": 1, "valid_wf1": score})
+    plot = tmp_path / "cmp.png"
+    assert run_command(COMMANDS, ["compare", "--experiment", "cmp", "--tracking_uri", uri, "--top", "1",
+                                  "--plot", str(plot)]) == 0
+    printed = capsys.readouterr().out
+    assert "high" in printed and "low" not in printed and plot.is_file()
+    assert run_command(COMMANDS, ["compare", "--experiment", "cmp", "--tracking_uri", uri, "--top", "0"]) == 2
+    assert "--top must be at least 1, got 0" in capsys.readouterr().err

@@ -8,9 +8,10 @@ import json
 import numpy as np
 import pytest
 
+from dgnode.atomic import write_json
 from dgnode.reporting import classification_metrics, paper_reference
 from dgnode.reporting.plots import plot_confusion, plot_per_class_f1, plot_tsne
-from dgnode.reporting.report import metrics_table, write_json
+from dgnode.reporting.report import metrics_table
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -76,5 +77,5 @@ def test_figures_are_written(tmp_path):
 
 
 def test_write_json_turns_non_finite_into_null(tmp_path):
-    path = write_json({"a": float("nan"), "b": [1.0, float("inf")], "c": {"d": 2}}, tmp_path / "r.json")
+    path = write_json(tmp_path / "r.json", {"a": float("nan"), "b": [1.0, float("inf")], "c": {"d": 2}})
     assert json.loads(path.read_text()) == {"a": None, "b": [1.0, None], "c": {"d": 2}}

@@ -151,7 +151,7 @@ def test_search_interrupted_and_resumed_is_fully_tracked(ray_local, mlflow_serve
     # -- dgnode compare lists every run of the search --------------------------------------------
     capsys.readouterr()
     plot = tmp_path / "compare.png"
-    assert main(["compare", "--experiment", experiment, "--tracking-uri", mlflow_server, "--parent", parent,
+    assert main(["compare", "--experiment", experiment, "--tracking_uri", mlflow_server, "--parent", parent,
                  "--plot", str(plot)]) == 0
     printed = capsys.readouterr().out
     for run in runs:

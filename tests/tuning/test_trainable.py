@@ -26,7 +26,6 @@ def test_nan_loss_fails_the_trial_without_reporting(monkeypatch, tiny_config, ti
 
 
 def test_trial_reports_every_epoch_with_a_resumable_checkpoint(monkeypatch, tiny_config, tiny_store, tmp_path):
-    import json
     import shutil
 
     import ray.tune

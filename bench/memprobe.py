@@ -1,6 +1,6 @@
 """Measure the memory of decoding one utterance's video segment, in a fresh process.
 
-    python -m dgnode.media.memprobe VIDEO START_S END_S [--warmup VIDEO] [--whole]
+    python bench/memprobe.py VIDEO START_S END_S [--warmup VIDEO] [--whole]
 
 prints one JSON object: ``peak_rss_bytes`` (the process's resident high-water mark, ``VmHWM``),
 ``baseline_rss_bytes`` (resident size just before the measured decode), ``window_peak_bytes``
@@ -27,6 +27,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 
 def _rss() -> int:
@@ -112,7 +113,7 @@ def probe(
     video: str, start_s: float, end_s: float, warmup: str | None = None, whole: bool = False, timeout_s: float = 300
 ) -> dict:
     """:func:`measure` in a fresh Python process (see the module docstring); returns its JSON."""
-    command = [sys.executable, "-m", "dgnode.media.memprobe", str(video), str(start_s), str(end_s)]
+    command = [sys.executable, str(Path(__file__).resolve()), str(video), str(start_s), str(end_s)]
     if warmup:
         command += ["--warmup", str(warmup)]
     if whole:
@@ -125,7 +126,7 @@ def probe(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dgnode.media.memprobe", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python bench/memprobe.py", description=__doc__)
     parser.add_argument("video")
     parser.add_argument("start_s", type=float)
     parser.add_argument("end_s", type=float)
@@ -137,4 +138,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # dgnode from this checkout
     sys.exit(main())

@@ -1,0 +1,127 @@
+"""A feature store's parts checked against its ``metadata.json``, from Parquet footers only.
+
+Each part must have the row schema of :func:`row_schema`: the key columns with their types, and
+one ``fixed_size_list<float32, dims[m]>`` column per modality ``m`` of ``metadata.dims`` (no
+other modality). From the row-group statistics: no null key (``label`` may be null),
+``order >= 0``, ``0 <= label < len(label_names)`` and ``split`` values among the known splits
+(its minimum and maximum). Nothing but the footer is read, so checking a store of hundreds of
+parts costs milliseconds; a part whose statistics are missing has just its ``label`` column read.
+
+A part that disagrees is refused with one :class:`~dgnode.errors.InputError` naming the part
+and what ``metadata.json`` expects: a store whose ``dims.text`` was edited from 32 to 16 must not
+be read as twice as many half-vectors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dgnode.corpus.splits import SPLITS
+from dgnode.errors import InputError
+from dgnode.features.metadata import METADATA_FILE, MODALITIES, StoreMetadata
+
+__all__ = ["KEY_TYPES", "check_part", "row_schema"]
+
+KEY_TYPES = {
+    "dialog_id": pa.string(),
+    "utt_id": pa.string(),
+    "order": pa.int32(),
+    "speaker": pa.string(),
+    "label": pa.int32(),
+    "split": pa.string(),
+}
+_NULLABLE = frozenset({"label"})
+
+
+def row_schema(metadata: StoreMetadata) -> pa.Schema:
+    """The Arrow schema of every part of a store with ``metadata``."""
+    fields = [pa.field(name, kind, nullable=name in _NULLABLE) for name, kind in KEY_TYPES.items()]
+    for modality in metadata.modalities:
+        fields.append(pa.field(modality, pa.list_(pa.float32(), int(metadata.dims[modality])), nullable=False))
+    return pa.schema(fields)
+
+
+def check_part(path: Path, metadata: StoreMetadata) -> None:
+    """Raise :class:`InputError` naming ``path`` when the part disagrees with ``metadata``."""
+    try:
+        footer = pq.read_metadata(path)
+        schema = footer.schema.to_arrow_schema()
+    except (OSError, pa.ArrowException) as error:
+        raise InputError(f"unreadable part ({' '.join(str(error).split())}); move it out of the store "
+                         "and re-run the command that wrote it", path=str(path)) from None
+    problems = _schema_problems(schema, metadata)
+    if not problems:
+        problems = _statistics_problems(path, footer, metadata)
+    if problems:
+        metadata_path = path.parent / METADATA_FILE
+        raise InputError(
+            f"disagrees with {metadata_path}: {'; '.join(problems)}. The store's parts and metadata.json must "
+            "match: restore metadata.json, or write the features into a new store",
+            path=str(path),
+        )
+
+
+def _schema_problems(schema: pa.Schema, metadata: StoreMetadata) -> list[str]:
+    problems = []
+    for name, kind in KEY_TYPES.items():
+        if name not in schema.names:
+            problems.append(f"key column {name} is missing")
+        elif schema.field(name).type != kind:
+            problems.append(f"key column {name} is {schema.field(name).type}, expected {kind}")
+    for modality in MODALITIES:
+        dim = metadata.dims.get(modality)
+        if modality not in schema.names:
+            if dim is not None:
+                problems.append(f"no {modality} column, but dims.{modality} = {dim}")
+            continue
+        kind = schema.field(modality).type
+        if dim is None:
+            problems.append(f"a {modality} column, but dims lists only {metadata.modalities}")
+        elif not (pa.types.is_fixed_size_list(kind) and kind.value_type == pa.float32()):
+            problems.append(f"{modality} holds {_describe(kind)}, expected vectors of {dim} float (dims.{modality} = {dim})")
+        elif kind.list_size != dim:
+            problems.append(f"{modality} vectors have {kind.list_size} floats, expected dims.{modality} = {dim}")
+    return problems
+
+
+def _describe(kind: pa.DataType) -> str:
+    if pa.types.is_fixed_size_list(kind):
+        return f"vectors of {kind.list_size} {kind.value_type}"
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return f"variable-length lists of {kind.value_type}"
+    return str(kind)
+
+
+def _statistics_problems(path: Path, footer: pq.FileMetaData, metadata: StoreMetadata) -> list[str]:
+    columns = {footer.schema.column(i).path: i for i in range(footer.num_columns)}
+    classes = len(metadata.label_names)
+    problems: list[str] = []
+    label_without_statistics = False
+    for group in range(footer.num_row_groups):
+        row_group = footer.row_group(group)
+        for name in KEY_TYPES:
+            stats = row_group.column(columns[name]).statistics
+            if stats is None:
+                label_without_statistics |= name == "label"
+                continue
+            if name not in _NULLABLE and stats.has_null_count and stats.null_count:
+                problems.append(f"{stats.null_count} null {name} value(s)")
+            if not stats.has_min_max:
+                label_without_statistics |= name == "label" and stats.null_count != row_group.num_rows
+                continue
+            if name == "order" and stats.min < 0:
+                problems.append(f"order values down to {stats.min}, expected >= 0")
+            elif name == "label" and (stats.min < 0 or stats.max >= classes):
+                problems.append(f"labels {stats.min}..{stats.max}, expected 0..{classes - 1} "
+                                f"({classes} label_names) or null")
+            elif name == "split" and not {stats.min, stats.max} <= set(SPLITS):
+                problems.append(f"split values {sorted({stats.min, stats.max} - set(SPLITS))}, expected {list(SPLITS)}")
+    if label_without_statistics and not problems:
+        labels = pq.read_table(path, columns=["label"]).column("label").drop_null().to_pylist()
+        bad = sorted({v for v in labels if not 0 <= v < classes})
+        if bad:
+            problems.append(f"labels {bad[:5]}, expected 0..{classes - 1} ({classes} label_names) or null")
+    return sorted(set(problems), key=problems.index)

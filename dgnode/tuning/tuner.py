@@ -1,0 +1,118 @@
+"""The Tune experiment of a search: trainable, searcher, scheduler, callbacks (new or restored).
+
+A new search: ``OptunaSearch`` (seeded TPE, warm-started from the space's points) under a
+``ConcurrencyLimiter``, ASHA on ``valid_wf1`` per epoch, and the driver-side callbacks (MLflow runs,
+the trial ledger, progress, bounded sessions). A resumed one: ``Tuner.restore`` with the same
+trainable, which brings back the searcher, scheduler and callbacks from the saved experiment.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from dgnode.errors import DgnodeError
+from dgnode.tuning.callbacks import SessionStop, TrialLedger, TrialProgress
+from dgnode.tuning.results import SELECTION_METRIC
+from dgnode.tuning.settings import TuneSettings
+
+__all__ = ["TUNE_NAME", "build_tuner", "check_trial_fits"]
+
+TUNE_NAME = "search"
+TRAIN_STORAGE = "train"
+METRIC = "valid_wf1"
+
+
+def build_tuner(out, base_config, space, data, settings, epochs, uri, experiment_id, parent_run_id,
+               tags, resume, progress):
+    import optuna
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    from dgnode.tuning.mlflow_callback import MLflowTrialCallback
+    from dgnode.tuning.trainable import distributed_trial, single_process_trial
+
+    # Deleting old checkpoints forces an experiment snapshot; with epochs of seconds Tune warns
+    # about the snapshot rate at every epoch. The snapshots are what make resuming exact.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    if settings.workers_per_trial == 1:
+        trainable = tune.with_resources(
+            tune.with_parameters(single_process_trial, data=data, base_config=base_config, space=space, epochs=epochs,
+                                 device="cuda" if settings.gpus_per_worker > 0 else "cpu"),
+            {"cpu": settings.cpus_per_worker, "gpu": settings.gpus_per_worker},
+        )
+    else:
+        # The Tune function only waits on its TorchTrainer, whose workers hold the real resources;
+        # a token CPU share (Tune refuses an empty request) keeps it from taking a worker's core.
+        trainable = tune.with_resources(
+            tune.with_parameters(distributed_trial, base_config=base_config, space=space, epochs=epochs,
+                                 num_workers=settings.workers_per_trial, gpus_per_worker=settings.gpus_per_worker,
+                                 cpus_per_worker=settings.cpus_per_worker, storage_path=str(out / TRAIN_STORAGE)),
+            {"cpu": 0.01},
+        )
+    experiment_path = out / TUNE_NAME
+    if resume and tune.Tuner.can_restore(str(experiment_path)):
+        tuner = tune.Tuner.restore(str(experiment_path), trainable, resume_unfinished=True,
+                                   resume_errored=False, restart_errored=False)
+    else:
+        searcher = OptunaSearch(
+            metric=SELECTION_METRIC,
+            mode="max",
+            sampler=optuna.samplers.TPESampler(seed=settings.seed),
+            points_to_evaluate=[dict(p) for p in space.points_to_evaluate] or None,
+        )
+        callback = MLflowTrialCallback(uri, experiment_id, parent_run_id, _ConfigResolver(base_config, space),
+                                       max_epochs=epochs, tags=tags)
+        tuner = tune.Tuner(
+            trainable,
+            param_space=space.tune_param_space(),
+            tune_config=tune.TuneConfig(
+                num_samples=settings.trials,
+                search_alg=ConcurrencyLimiter(searcher, max_concurrent=settings.max_concurrent),
+                scheduler=ASHAScheduler(metric=METRIC, mode="max", time_attr="training_iteration", max_t=epochs,
+                                        grace_period=min(settings.grace_period, epochs),
+                                        reduction_factor=settings.reduction_factor),
+                reuse_actors=settings.workers_per_trial == 1,
+            ),
+            run_config=tune.RunConfig(
+                name=TUNE_NAME,
+                storage_path=str(out),
+                failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+                # Every checkpoint holds state.pt (resume) and best.pt (test), so the latest is
+                # enough; with num_to_keep=1 each deletion would force an experiment snapshot.
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+                callbacks=[callback, TrialLedger(), TrialProgress(settings.trials, progress), SessionStop()],
+                verbose=0,
+            ),
+        )
+    return tuner
+
+
+def check_trial_fits(resources: dict[str, float], settings: TuneSettings) -> None:
+    """Fail now rather than wait forever: one trial's resources must fit the cluster.
+
+    A trial of W > 1 workers holds a token CPU share for its Tune function besides the W
+    workers' own requests (so W workers x 1 CPU do not fit on exactly W CPUs).
+    """
+    workers = settings.workers_per_trial
+    cpus = workers * settings.cpus_per_worker + (0.01 if workers > 1 else 0.0)
+    gpus = workers * settings.gpus_per_worker
+    have_cpus, have_gpus = resources.get("CPU", 0.0), resources.get("GPU", 0.0)
+    if cpus > have_cpus + 1e-9 or gpus > have_gpus + 1e-9:
+        raise DgnodeError(
+            f"one trial needs {cpus:g} CPUs and {gpus:g} GPUs ({workers} worker(s) x {settings.cpus_per_worker:g} CPU, "
+            f"{settings.gpus_per_worker:g} GPU{' + 0.01 CPU for the trial driver' if workers > 1 else ''}); the Ray cluster "
+            f"has {have_cpus:g} CPUs and {have_gpus:g} GPUs: lower --cpus-per-worker / --workers-per-trial or add nodes"
+        )
+
+
+class _ConfigResolver:
+    """Picklable ``trial config -> full TrainConfig`` (travels with the Tune experiment state)."""
+
+    def __init__(self, base_config: Any, space: Any) -> None:
+        self.base_config, self.space = base_config, space
+
+    def __call__(self, params: dict[str, Any]) -> Any:
+        return self.space.config_for(self.base_config, params)
