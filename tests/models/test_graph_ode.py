@@ -93,9 +93,16 @@ def test_symmetric_weight_is_orthogonal_basis_with_spectrum_in_unit_interval():
     assert (ode.mixing.spectrum_logit.grad[1:4] != 0).all()
 
 
-def test_weight_starts_near_identity():
+def test_weight_starts_diagonal_with_distinct_eigenvalues():
     ode = GraphODE(4, ODEConfig())
-    torch.testing.assert_close(ode.mixing(), 0.9 * torch.eye(4))
+    spectrum = torch.sigmoid(ode.mixing.spectrum_logit.detach())
+    torch.testing.assert_close(ode.mixing(), torch.diag(spectrum))
+    assert spectrum.max() == pytest.approx(0.95) and spectrum.min() == pytest.approx(0.5)
+    assert len(set(spectrum.tolist())) == 4  # distinct: U is identifiable, its gradient not rounding noise
+    # With equal eigenvalues W would not depend on U and this gradient would be rounding noise.
+    (ode.mixing() * torch.randn(4, 4, generator=torch.Generator().manual_seed(0))).sum().backward()
+    off_diagonal = ode.mixing.skew.grad[~torch.eye(4, dtype=torch.bool)]
+    assert off_diagonal.abs().min() > 1e-3
     assert GraphODE(4, ODEConfig(weight="free")).mixing().equal(torch.eye(4))
 
 
