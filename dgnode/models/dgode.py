@@ -13,7 +13,8 @@ For a batch of dialogues with ``N`` utterances and modalities ``m = 1..M``:
 4. ``layers`` adaptive MixHop aggregations ``H_{n+1} = Σ_k w_k Â^k H_n W + H_0``
    (:class:`~dgnode.models.mixhop.AdaptiveMixHop`);
 5. the graph ODE ``dH/dt = (Â - I) H + H (W - I) + H(0)`` from ``t = 0`` to ``T``
-   (:class:`~dgnode.models.graph_ode.GraphODE`), starting from the MixHop output;
+   (:class:`~dgnode.models.graph_ode.GraphODE`), starting from the MixHop output; its stability
+   terms are reported per epoch through :meth:`DGODE.diagnostics`;
 6. the classifier on the utterance's modality nodes concatenated, ``(N, M d)``:
    ``l_i = ReLU(W_l H_i + b_l)``, ``softmax(W_s l_i + b_s)``.
 
@@ -21,8 +22,9 @@ Every stage can be switched off for ablations (``use_speaker``, ``use_mixhop``, 
 the modality subset comes from ``data.modalities``, i.e. from ``dims``). With both graph stages
 off, the model is the context encoders plus the classifier.
 
-Causality: with ``wf = 0`` and a fixed-step solver, utterance ``i``'s prediction is a function
-of utterances ``0..i`` only, bit for bit. An adaptive solver chooses one step sequence for the
+Causality: with ``wf = 0`` and a fixed-step solver or ``exact``, utterance ``i``'s prediction is
+a function of utterances ``0..i`` only, bit for bit (``exact`` picks its number of terms from the
+batch's dialogue lengths: a prefix of a dialogue may use fewer, agreeing within ``rtol``). An adaptive solver chooses one step sequence for the
 whole batch from an error norm over all nodes, so later utterances still move earlier outputs
 by about the solver tolerance. The same holds for batching: with a fixed-step solver, a
 dialogue's outputs do not depend on the dialogues it is batched with (up to float rounding of
