@@ -56,6 +56,7 @@ __all__ = [
 
 # Metric names written once per epoch by trainers and trials (the contract with `dgnode compare`).
 EPOCH_METRICS = ("train_loss", "valid_wf1", "valid_acc", "nfe", "epoch_time")
+DIAGNOSTIC_PREFIX = "diag_"  # model diagnostics per epoch (e.g. diag_ode_growth_bound), logged with them
 # MLflow caps a param value at 6000 characters and a log_batch call at 100 params / 1000 metrics.
 MAX_PARAM_LENGTH = 6000
 PARAMS_PER_BATCH = 100
@@ -160,9 +161,9 @@ class TrackedRun:
             self.client.log_batch(self.run_id, metrics=items[start : start + METRICS_PER_BATCH], synchronous=True)
 
     def log_epoch(self, metrics: Mapping[str, Any]) -> None:
-        """Log the per-epoch metrics (:data:`EPOCH_METRICS`) at step ``metrics["epoch"]``."""
+        """Log the per-epoch metrics (:data:`EPOCH_METRICS`, :data:`DIAGNOSTIC_PREFIX`) at step ``metrics["epoch"]``."""
         step = int(metrics.get("epoch", 0))
-        self.log_metrics({k: metrics[k] for k in EPOCH_METRICS if k in metrics}, step=step)
+        self.log_metrics({k: v for k, v in metrics.items() if k in EPOCH_METRICS or k.startswith(DIAGNOSTIC_PREFIX)}, step=step)
 
     # -- artifacts -----------------------------------------------------------------------------
     def log_dict(self, data: Mapping[str, Any], artifact_file: str) -> None:

@@ -2,6 +2,8 @@
 
 * :mod:`~dgnode.training.config`: :class:`TrainConfig` (every training option, declared once);
 * :mod:`~dgnode.training.trainer`: :class:`Trainer`, the epoch step and evaluation;
+* :mod:`~dgnode.training.optim`: the optimiser's parameter groups and the LR schedule;
+* :mod:`~dgnode.training.provenance`: what a checkpoint records about its inputs, and reloading;
 * :mod:`~dgnode.training.loop`: :func:`run_epochs` with hooks, :func:`fit` (``dgnode train``);
 * :mod:`~dgnode.training.checkpointing`: the hooks under Ray Train and Tune;
 * :mod:`~dgnode.training.distributed`: Ray Train runs (:func:`train_and_track`);
@@ -22,6 +24,7 @@ _EXPORTS = {
     "FitResult": "loop", "Hooks": "loop", "StopTraining": "loop", "TrainingDiverged": "loop", "fit": "loop",
     "run_epochs": "loop",
     "load_run": "best", "evaluate_and_register": "best",
+    "StoreChangedWarning": "provenance", "reload_data": "provenance",
     "DistributedSettings": "distributed", "run_distributed": "distributed", "train_and_track": "distributed",
     "RunDir": "rundir",
 }

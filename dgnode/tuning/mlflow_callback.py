@@ -33,7 +33,8 @@ from typing import Any
 from ray.tune import Callback
 
 from dgnode.errors import EnvironmentFault
-from dgnode.tracking.runs import EPOCH_METRICS, ERROR_TAG, PARENT_TAG, STOP_REASON_TAG, RunStatus, TrackedRun
+from dgnode.tracking.runs import (DIAGNOSTIC_PREFIX, EPOCH_METRICS, ERROR_TAG, PARENT_TAG, STOP_REASON_TAG, RunStatus,
+                                  TrackedRun)
 
 __all__ = ["EPOCHS_TAG", "KIND_TAG", "MLflowTrialCallback", "TRIAL_TAG", "TrackingLostError", "trial_error_message"]
 
@@ -105,7 +106,8 @@ class MLflowTrialCallback(Callback):
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         step = int(result.get("epoch", result.get("training_iteration", 1) - 1))
-        values = {k: result[k] for k in (*EPOCH_METRICS, "best_valid_wf1", "valid_loss") if k in result}
+        values = {k: v for k, v in result.items()
+                  if k in (*EPOCH_METRICS, "best_valid_wf1", "valid_loss") or k.startswith(DIAGNOSTIC_PREFIX)}
         finite = {k: float(v) for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         self._write(("result", trial.trial_id, finite, step))
 

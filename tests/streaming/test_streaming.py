@@ -143,7 +143,7 @@ def test_pushed_input_is_validated(causal_runs):
     assert predictor.position == 0  # a refused utterance is not added to the dialogue
     predictor.push(good, "Ses01.M")
     predictor.push(good, 0)
-    assert predictor._speakers == [1, 0]  # names index the sorted participants, as the dataset does
+    assert predictor._speakers == [0, 0]  # names index by first appearance, as the dataset does
     predictor.start("d2")  # no participant list: first appearance
     predictor.push(good, "Ses01.M")
     predictor.push(good, "Ses01.F")
