@@ -9,18 +9,10 @@
 Names resolve lazily (PEP 562), so ``dgnode --help`` does not load Ray.
 """
 
-from __future__ import annotations
+from dgnode.lazy import lazy_exports
 
-import importlib
-from typing import Any
-
-_EXPORTS = {"TuneSettings": "settings", "SearchOutcome": "search", "run_search": "search",
-            "SearchSpace": "space", "load_search_space": "space"}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'dgnode.tuning' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"dgnode.tuning.{_EXPORTS[name]}"), name)
+__all__, __getattr__ = lazy_exports(__name__, {
+    "dgnode.tuning.settings": ("TuneSettings",),
+    "dgnode.tuning.search": ("SearchOutcome", "run_search"),
+    "dgnode.tuning.space": ("SearchSpace", "load_search_space"),
+})
