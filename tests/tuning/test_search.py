@@ -181,6 +181,17 @@ def test_search_interrupted_and_resumed_is_fully_tracked(ray_local, mlflow_serve
     assert f"{TRIALS + 1} runs ({len(failed)} failed, {TRIALS + 1 - len(failed)} finished)" in printed
     assert plot.stat().st_size > 10_000
 
+    # -- resuming the finished search is a no-op that says so ---------------------------------------
+    ledger = json.loads((out / "trials.json").read_text())
+    assert len(ledger) == TRIALS and set(ledger.values()) <= {"TERMINATED", "ERROR"}  # every trial ended once
+    summary_before = (out / "summary.json").read_text()
+    assert main(["tune", "--resume", "--out", str(out), "--tracking_uri", mlflow_server, "--progress=false"]) == 0
+    assert "is already complete: nothing to resume" in " ".join(capsys.readouterr().out.split())
+    assert (out / "summary.json").read_text() == summary_before
+    assert client.get_run(parent).info.status == "FINISHED"  # not flipped to RUNNING or KILLED
+    assert len(client.search_model_versions(f"name='{experiment}'")) == 1  # not tested or registered again
+    assert len(_trial_runs(client, experiment_id, parent)) == TRIALS
+
 
 @pytest.mark.slow
 def test_trials_of_two_ray_train_workers(ray_local, mlflow_server, tiny_store, tmp_path):
@@ -269,3 +280,59 @@ def test_lost_tracking_server_stops_the_search_and_resume_completes_it(ray_local
         assert [v.version for v in client.search_model_versions("name='tune-lost'")] == [outcome.model_version]
     finally:
         kill_server(pid, port)
+
+
+@pytest.mark.slow
+def test_a_search_killed_at_any_point_resumes_to_every_trial_once(ray_local, mlflow_server, tiny_store, tmp_path):
+    """SIGKILL of the driver (no clean-up at all) after 2 trials have ended, then resumes until done:
+    every trial ends exactly once, one run per trial, the best model tested and registered once."""
+    import signal
+    import time
+
+    from mlflow import MlflowClient
+
+    space = tmp_path / "space.yaml"
+    space.write_text("params:\n  optim.lr: {loguniform: [1.0e-3, 3.0e-2]}\n")
+    out, experiment, trials = tmp_path / "search", "tune-kill", 5
+    base = [sys.executable, "-m", "dgnode.cli", "tune", "--tracking_uri", mlflow_server, "--out", str(out),
+            "--progress=false"]
+    new = [*base, "--data.store", str(tiny_store), "--space", str(space), "--trials", str(trials), "--epochs", "2",
+           "--max_concurrent", "1", "--grace_period", "2", "--experiment", experiment, *as_flags(TINY_OVERRIDES)]
+    env = {**os.environ, "RAY_ADDRESS": ray_local.get_runtime_context().gcs_address}
+    driver = subprocess.Popen(new, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and driver.poll() is None:
+            ledger = out / "trials.json"
+            if ledger.exists() and len(json.loads(ledger.read_text() or "{}")) >= 2:
+                break
+            time.sleep(0.2)
+        assert driver.poll() is None, "the search ended before it could be killed"
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver and nothing else of this test session
+        driver.wait(timeout=30)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+    codes = []
+    for _ in range(3):  # resumed until it completes; each resume continues where the last stopped
+        codes.append(subprocess.run([*base, "--resume"], env=env, cwd=tmp_path, capture_output=True, text=True,
+                                    timeout=400).returncode)
+        if codes[-1] == 0:
+            break
+    assert codes[-1] == 0, codes
+    ledger = json.loads((out / "trials.json").read_text())
+    assert len(ledger) == trials and set(ledger.values()) == {"TERMINATED"}
+    client = MlflowClient(mlflow_server)
+    record = json.loads((out / "search.json").read_text())
+    runs = _trial_runs(client, record["experiment_id"], record["parent_run_id"])
+    ended = [r for r in runs if r.data.tags["dgnode.trial_id"] in ledger]
+    assert sorted(r.data.tags["dgnode.trial_id"] for r in ended) == sorted(ledger)  # one run per trial
+    assert {r.info.status for r in ended} == {"FINISHED"}
+    # A trial started after Tune's last snapshot before the kill is unknown to the restored search
+    # (Optuna proposes afresh): its run, cut short, is ended KILLED, never left RUNNING.
+    assert {r.info.status for r in runs if r not in ended} <= {"KILLED"}
+    assert client.get_run(record["parent_run_id"]).info.status == "FINISHED"
+    assert len(client.search_model_versions(f"name='{experiment}'")) == 1
+    summary = json.loads((out / "summary.json").read_text())
+    assert not summary["interrupted"] and summary["model_version"] == "1"
