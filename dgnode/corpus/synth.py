@@ -2,7 +2,7 @@
 
 ::
 
-    summary = synthesize_corpus("/tmp/mini", SynthConfig(seed=0))          # ~6 dialogues, with AVIs
+    summary = synthesize_corpus("/tmp/mini", SynthConfig(seed=0))          # 6 dialogues, with AVIs
     summary = synthesize_corpus("/tmp/full", SynthConfig(structure="dgnode/data/iemocap_structure.json",
                                                         video=False))    # the real 151-dialogue structure
     summary.expected_manifest("merc6")   # the rows `scan_corpus(out_dir)` must return
@@ -23,9 +23,16 @@ copies) plus an ``OUT/__MACOSX/`` folder. Each dialogue has:
   ``dialog/avi/DivX/<dialog>.avi`` (see :mod:`dgnode.corpus.synth_media`). ``video=False`` omits
   this dialogue-level media; utterance wavs are always written, since the scan requires them.
 
+Emotion cues (``SynthConfig.cues``, default on): each utterance's segment carries weak, noisy signs
+of its label in the video, the audio and the transcript, and mini-corpus dialogues have moods;
+the cue table is in :mod:`dgnode.corpus.synth_cues`. The format and every trap are the same with
+or without cues.
+
 Stages, one module each: :mod:`~dgnode.corpus.synth_plan` decides every dialogue (mini corpus of
-trap dialogues, or the structure file's dialogues with the real counts) from the
-:class:`SynthConfig`; :mod:`~dgnode.corpus.synth_formats` writes their files;
+trap dialogues, or the structure file's dialogues with the real counts) and its cues
+(:mod:`~dgnode.corpus.synth_cues`) from the :class:`SynthConfig`;
+:mod:`~dgnode.corpus.synth_formats` writes their files (media drawn by
+:mod:`~dgnode.corpus.synth_media`);
 :mod:`~dgnode.corpus.synth_traps` adds the macOS junk and odd encodings and counts the rejects a
 scan must report (:attr:`SynthSummary.expected_rejects`). Utterances of a structure corpus are
 short (0.12-0.36 s by default) to keep the ~10k wavs small.
@@ -131,8 +138,9 @@ class SynthSummary:
 
 
 def synthesize_corpus(out_dir: str | Path, config: SynthConfig | None = None, progress: bool | None = False) -> SynthSummary:
-    """Write a synthetic raw IEMOCAP release under ``out_dir``; see the module docstring."""
-    from tqdm import tqdm
+    """Write a synthetic raw IEMOCAP release under ``out_dir``; see the module docstring.
+    ``progress``: a bar per dialogue (``None``: the same, as the CLI asks)."""
+    from dgnode.reporting.progress import progress_bar
 
     config = config or SynthConfig()
     began = time.perf_counter()
@@ -140,8 +148,11 @@ def synthesize_corpus(out_dir: str | Path, config: SynthConfig | None = None, pr
     out = Path(out_dir)
     release = out / RELEASE_DIR
     writer = TreeWriter()
-    for dialogue in tqdm(dialogues, desc="synth", unit="dialogue", disable=None if progress is None else not progress):
+    bar = progress_bar(total=len(dialogues), desc="synth corpus", unit="dialogue", enabled=progress is not False)
+    for dialogue in dialogues:
         write_dialogue(writer, release, dialogue, config.seed, config.video)
+        bar.update(1)
+    bar.close()
     junk = write_junk(writer, out, release, dialogues, config.video) if config.junk else []
     return SynthSummary(
         out_dir=out,

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dgnode.corpus.labels import CODE_TO_CATEGORY
 from dgnode.corpus.synth_media import utterance_samples
+
+if TYPE_CHECKING:
+    from dgnode.corpus.synth_cues import UtteranceCue
 
 __all__ = [
     "NOISE_TAGS",
@@ -53,6 +57,7 @@ class SynthUtterance:
     has_wdseg: bool = True
     variant_token: int | None = None  # index of the token written as WORD(2)
     words: list[dict] = field(default_factory=list)  # expected alignment, set when the .wdseg is written
+    cue: "UtteranceCue | None" = None  # the emotion cues its media carry (None: a corpus without cues)
 
     @property
     def samples(self) -> int:

@@ -5,7 +5,8 @@ blocks F-first, per-rater ``C-``/``A-`` lines, one empty ``dom``) and its ``Cate
 ``Attribute/``, ``Self-evaluation/`` files; the transcription (``%08.4f`` times, ``XX`` and
 comment lines, out-of-order pairs, CRLF or cp1252 where the dialogue asks); the ``.lab`` files;
 the utterance wavs and Sphinx ``.wdseg`` word alignments; with ``video`` the stereo dialogue wav
-and the AVI. Writing a ``.wdseg`` fills :attr:`SynthUtterance.words` with the alignment a reader
+and the AVI. An utterance's emotion cue (:attr:`SynthUtterance.cue`) shapes its tone and puts a
+face disc in its speaker's half of the video. Writing a ``.wdseg`` fills :attr:`SynthUtterance.words` with the alignment a reader
 must return, and the EmoEvaluation file sets :attr:`SynthDialogue.empty_dom_utt`.
 """
 
@@ -15,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from dgnode.corpus.synth_cues import VOICE_HARMONICS
 from dgnode.corpus.synth_dialogue import SynthDialogue, SynthUtterance, dialogue_rng
-from dgnode.corpus.synth_media import NOISE_STD, SAMPLE_RATE, tone, write_dialogue_avi, write_wav
+from dgnode.corpus.synth_media import NOISE_STD, SAMPLE_RATE, FaceDisc, tone, write_dialogue_avi, write_wav
 from dgnode.options import ConfigError
 
 __all__ = ["TreeWriter", "write_dialogue"]
@@ -84,7 +86,7 @@ def write_dialogue(writer: TreeWriter, release: Path, dialogue: SynthDialogue, s
         writer.wav(dialog_dir / "wav" / f"{d}.wav", stereo)
         avi = dialog_dir / "avi" / "DivX" / f"{d}.avi"
         writer.folder(avi.parent)
-        write_dialogue_avi(avi, stereo)
+        write_dialogue_avi(avi, stereo, discs=_face_discs(dialogue))
         writer.files += 1
         writer.bytes += avi.stat().st_size
 
@@ -97,8 +99,17 @@ def _dialogue_audio(rng: np.random.Generator, dialogue: SynthDialogue) -> np.nda
         channel = 0 if u.speaker_letter == dialogue.mocap_letter else 1
         first = int(round(u.start_s * SAMPLE_RATE))
         base = 220.0 if u.speaker_letter == "F" else 120.0
-        signal[first : first + u.samples, channel] += tone(u.samples, base + 10.0 * (index % 12))
+        # Cue corpora speak with harmonics and the cue's prosody; others with the plain tone.
+        voice = {"loudness": u.cue.loudness, "glide": u.cue.glide, "harmonics": VOICE_HARMONICS} if u.cue else {}
+        pitch = u.cue.pitch if u.cue else 1.0
+        signal[first : first + u.samples, channel] += tone(u.samples, (base + 10.0 * (index % 12)) * pitch, **voice)
     return np.clip(np.round(signal), -32768, 32767).astype(np.int16)
+
+
+def _face_discs(dialogue: SynthDialogue) -> tuple[FaceDisc, ...]:
+    """The face discs of the utterances whose cue shows one, in their speaker's half."""
+    return tuple(FaceDisc(u.start_s, u.end_s, u.speaker_letter == dialogue.mocap_letter, u.cue.face, u.cue.radius)
+                 for u in dialogue.utterances if u.cue is not None and u.cue.face is not None)
 
 
 def _vad(rng: np.random.Generator) -> tuple[int, int, int]:

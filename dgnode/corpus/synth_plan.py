@@ -2,10 +2,17 @@
 
 **Mini corpus** (default): the trap dialogues :data:`TRAP_DIALOGUES` (an F and an M recording,
 ``Ses03M_impro05a``, ``Ses05M_script01_1`` with ``Ses05M_script01_1b``) plus ``dialogs - 5`` real
-dialogue ids drawn by the seed; 8-12 utterances of 1-4 s each. Across the corpus: all six MERC
-classes, ``sur fea oth dis``, an ``xxx`` whose raters' majority is Happiness (``hap`` under
-``merc6``), an ``xxx`` where Happiness ties (one rater names it twice on one line, which counts
-once), an ``xxx`` with another majority.
+dialogue ids drawn by the seed, split by split (about :data:`_EXTRA_SHARES` of the corpus in train,
+valid, test, counting the trap dialogues); 8-12 utterances of 1-4 s each, labelled by a dialogue
+mood (:func:`dgnode.corpus.synth_cues.mood_chain`). Across the corpus: all six MERC classes (in
+the first dialogue and in ``Ses05M_script01_1``, so the test split has every class), ``sur fea oth
+dis``, an ``xxx`` whose raters' majority is Happiness (``hap`` under ``merc6``), an ``xxx`` where
+Happiness ties (one rater names it twice on one line, which counts once), an ``xxx`` with another
+majority.
+
+**Cues** (``cues=True``, the default): every utterance gets its emotion cues
+(:mod:`dgnode.corpus.synth_cues`): emotion words in its text now, a face disc and a voice for the
+media writer (:attr:`SynthUtterance.cue`).
 
 **Structure corpus** (``structure=...``): the dialogue ids, speaker letters and labels of the
 structure file in conversation order, plus unlabelled utterances (``xxx sur fea oth dis``) so
@@ -25,10 +32,12 @@ import numpy as np
 
 from dgnode.corpus.labels import CODE_TO_CATEGORY, MERC6_LABELS
 from dgnode.corpus.names import DIALOG_RE, session_of_dialog
-from dgnode.corpus.splits import known_dialogues
+from dgnode.corpus.splits import SPLITS, known_dialogues, standard_split
+from dgnode.corpus.synth_cues import UtteranceCue, cue_emotion, draw_cue, insert_words, mood_chain
 from dgnode.corpus.synth_dialogue import (
     NOISE_TAGS,
     SynthDialogue,
+    SynthUtterance,
     add_noise_tag,
     dialogue_rng,
     layout_times,
@@ -43,6 +52,8 @@ __all__ = ["TRAP_DIALOGUES", "SynthConfig", "plan_corpus"]
 
 TRAP_DIALOGUES = ("Ses01F_impro01", "Ses01M_impro01", "Ses03M_impro05a", "Ses05M_script01_1", "Ses05M_script01_1b")
 _SPECIAL_CODES = ("sur", "fea", "oth", "dis")
+_ALL_CLASSES_TEST_DIALOGUE = "Ses05M_script01_1"  # a test-split trap dialogue: every class is tested
+_EXTRA_SHARES = {"train": 0.6, "valid": 0.2, "test": 0.2}
 
 # Facts of the real release that a structure corpus reproduces (see shared/iemocap_format.md).
 _REAL_SESSION_UTTERANCES = {1: 1819, 2: 1811, 3: 2136, 4: 2103, 5: 2170}
@@ -69,6 +80,7 @@ class SynthConfig:
         utterances_per_dialogue: utterances per mini dialogue [MIN, MAX]; MIN >= 8, since the first dialogue holds 8 required codes
         utterance_seconds: utterance duration range [MIN, MAX] (default [1, 4]; [0.12, 0.36] with structure)
         junk: write macOS junk (.DS_Store, ._* sidecars, __MACOSX)
+        cues: give every utterance weak, noisy cues of its emotion in video, audio and text (see dgnode.corpus.synth_cues)
     """
 
     seed: int = 0
@@ -79,6 +91,7 @@ class SynthConfig:
     utterances_per_dialogue: tuple[int, int] = (8, 12)
     utterance_seconds: tuple[float, float] | None = None
     junk: bool = True
+    cues: bool = True
 
     def __post_init__(self) -> None:
         if self.structure is not None and self.dialogs is not None:
@@ -113,12 +126,33 @@ def plan_corpus(config: SynthConfig) -> list[SynthDialogue]:
         return _plan_structure(config)
     rng = np.random.default_rng(config.seed)
     count = 6 if config.dialogs is None else config.dialogs
-    others = sorted(known_dialogues() - set(TRAP_DIALOGUES))
-    extra = [str(d) for d in rng.choice(others, size=count - len(TRAP_DIALOGUES), replace=False)]
+    extra = _draw_extra_dialogues(rng, count - len(TRAP_DIALOGUES))
     dialogues = []
     for index, dialog_id in enumerate(sorted(list(TRAP_DIALOGUES) + extra)):
         dialogues.append(_plan_mini_dialogue(dialog_id, index, config))
     return dialogues
+
+
+def _draw_extra_dialogues(rng: np.random.Generator, count: int) -> list[str]:
+    """``count`` real dialogue ids besides the trap ones, about :data:`_EXTRA_SHARES` per split
+    once the trap dialogues are counted (train takes what the others leave)."""
+    def split_of(dialog_id: str) -> str:
+        return standard_split(dialog_id, session_of_dialog(dialog_id))
+
+    total = count + len(TRAP_DIALOGUES)
+    traps = Counter(split_of(d) for d in TRAP_DIALOGUES)
+    wanted = {s: max(0, round(_EXTRA_SHARES[s] * total) - traps[s]) for s in ("valid", "test")}
+    wanted["valid"] = min(wanted["valid"], count)
+    wanted["test"] = min(wanted["test"], count - wanted["valid"])
+    wanted["train"] = count - wanted["valid"] - wanted["test"]
+    pools = {s: sorted(d for d in known_dialogues() - set(TRAP_DIALOGUES) if split_of(d) == s) for s in SPLITS}
+    chosen: list[str] = []
+    for split in SPLITS:
+        take = min(wanted[split], len(pools[split]))
+        chosen += [str(d) for d in rng.choice(pools[split], size=take, replace=False)]
+    rest = sorted(set().union(*pools.values()) - set(chosen))  # a split ran out: fill from the others
+    chosen += [str(d) for d in rng.choice(rest, size=count - len(chosen), replace=False)]
+    return chosen
 
 
 def _plan_mini_dialogue(dialog_id: str, index: int, config: SynthConfig) -> SynthDialogue:
@@ -127,7 +161,7 @@ def _plan_mini_dialogue(dialog_id: str, index: int, config: SynthConfig) -> Synt
     required = [("xxx", xxx_variant)]
     if index < len(_SPECIAL_CODES):
         required.append((_SPECIAL_CODES[index], None))
-    if index == 0:
+    if index == 0 or dialog_id == _ALL_CLASSES_TEST_DIALOGUE:
         required.extend((code, None) for code in MERC6_LABELS)
     low, high = config.seconds_range
     if config.dialogue_seconds is None:
@@ -148,9 +182,14 @@ def _plan_mini_dialogue(dialog_id: str, index: int, config: SynthConfig) -> Synt
         if count < len(required):
             raise ConfigError(f"dialogue_seconds: {config.dialogue_seconds} s holds {count} utterances of "
                               f"{low}-{high} s; {dialog_id} needs at least {len(required)}")
-    codes = required + [(str(rng.choice(MERC6_LABELS)), None) for _ in range(count - len(required))]
-    codes = [codes[i] for i in rng.permutation(count)]
+    _, chain = mood_chain(rng, count - len(required))
+    codes: list[tuple[str, str | None]] = [(code, None) for code in chain]
+    for position, code in zip(sorted(int(p) for p in rng.choice(count, size=len(required), replace=False)),
+                              [required[i] for i in rng.permutation(len(required))]):
+        codes.insert(position, code)
     utterances = make_utterances(rng, dialog_id, speakers, starts, durations, codes, words=(2, 7))
+    if config.cues:
+        _add_cues(config.seed, dialog_id, utterances)
     noisy = int(rng.integers(count))
     add_noise_tag(rng, utterances[noisy], "LAUGHTER" if index == 0 else str(rng.choice(NOISE_TAGS)))
     utterances[-1 if noisy != count - 1 else 0].has_wdseg = False  # never the one with the filler
@@ -241,6 +280,8 @@ def _plan_structure_dialogue(
     starts = layout_times(rng, speaker_letters, durations)
     utterances = make_utterances(rng, dialog_id, speaker_letters, starts, durations, [c for _, c in sequence],
                                   words=(1, 3))
+    if config.cues:
+        _add_cues(config.seed, dialog_id, utterances)
     for utterance in utterances:
         if rng.random() < 0.05:
             add_noise_tag(rng, utterance, str(rng.choice(NOISE_TAGS)))
@@ -260,6 +301,16 @@ def _plan_structure_dialogue(
     )
     apply_encoding_traps(dialogue)
     return dialogue
+
+
+def _add_cues(seed: int, dialog_id: str, utterances: list[SynthUtterance]) -> None:
+    """Each utterance's cues (:mod:`dgnode.corpus.synth_cues`), from a generator of their own so
+    that everything else a dialogue holds is the same with or without cues."""
+    rng = dialogue_rng(seed, dialog_id + "/cues")
+    for utterance in utterances:
+        emotion = cue_emotion(utterance.code, utterance.majority)
+        utterance.cue = draw_cue(rng, emotion) if emotion else UtteranceCue(None)
+        utterance.text, utterance.tokens = insert_words(rng, utterance.text, utterance.tokens, utterance.cue.words)
 
 
 def _load_structure(path: Path) -> dict:

@@ -32,10 +32,10 @@ from dgnode.media.utterance import REQUEST_COLUMNS, preprocess_batch
 __all__ = ["model_dtype", "plan_for", "preprocess_udf", "process_batches", "ray_batches", "ray_uses_gpu"]
 
 # Host memory of a decode task: the worker itself (Python, torch, decord, Ray: Ray Data measured
-# up to 740 MB for a worker running batches of 4 here, and wants 25% headroom) plus, per utterance, 10 decoded 720x480
+# up to 860 MB for a worker running batches of 4 here, and wants 25% headroom) plus, per utterance, 10 decoded 720x480
 # RGB frames (10 MB), float copies while resizing (about 20 MB) and the float32 then float16
 # output (18 + 9 MB), rounded up.
-PREPROCESS_WORKER_BYTES = 768 * 2**20
+PREPROCESS_WORKER_BYTES = 1024 * 2**20
 PREPROCESS_BYTES_PER_ITEM = 64 * 2**20
 
 

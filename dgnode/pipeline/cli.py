@@ -19,8 +19,9 @@ __all__ = ["COMMANDS", "PipelineOptions", "run"]
 @dataclass
 class PipelineOptions(PipelineConfig):
     """Run every stage: generate or read a raw corpus, scan it, extract ImageBind features, search
-    DGODE configurations, test and register the best model. Without a corpus it generates a
-    mini-IEMOCAP and uses the tiny random-init ImageBind.
+    DGODE configurations, test and register the best model, and train the context-free MLP
+    baseline beside it. Without a corpus it generates a mini-IEMOCAP whose media carry emotion
+    cues and uses the tiny random-init ImageBind.
 
     Attributes:
         demo: force the embedded default (mini corpus, tiny model), ignoring IEMOCAP_ROOT/IMAGEBIND_CHECKPOINT
@@ -38,20 +39,22 @@ def run(options: PipelineOptions) -> int:
 
     from rich.console import Console
 
-    from dgnode.pipeline.run import mlflow_ui_hint, run_pipeline, summary_table
+    from dgnode.pipeline.run import run_pipeline
+    from dgnode.pipeline.summary import summary_table
 
     values = {f.name: getattr(options, f.name) for f in dataclasses.fields(PipelineConfig)}
     result = run_pipeline(PipelineConfig(**values).with_environment(options.demo), progress=options.progress)
-    console = Console()
-    console.print(summary_table(result))
-    console.print(mlflow_ui_hint(result.tracking_uri))
+    Console().print(summary_table(result))
     if options.json:
-        search = result.search
+        search, baselines = result.search, result.baselines
         print(json.dumps({
             "workdir": str(result.workdir), "store": str(result.store), "search_dir": str(result.search_dir),
             "tracking_uri": result.tracking_uri, "experiment_id": search.experiment_id,
             "parent_run_id": search.parent_run_id, "stored": result.extraction["stored"], "trials": len(search.trials),
             "best_valid_wf1": search.best_valid_wf1, "test": search.test, "model_uri": search.model_uri,
+            "baselines": None if baselines is None else {
+                "mlp": baselines.mlp, "majority": baselines.majority, "majority_class": baselines.majority_class},
+            "plots": {name: str(path) for name, path in result.plots.items()},
             "stage_seconds": result.stage_seconds,
         }, default=str))
     return 0

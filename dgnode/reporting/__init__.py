@@ -3,6 +3,7 @@
 from dgnode.reporting.metrics import (
     IEMOCAP_DISPLAY_NAMES,
     PAPER_DGODE_IEMOCAP,
+    PAPER_MODEL,
     ClassificationMetrics,
     classification_metrics,
     display_name,
@@ -12,6 +13,7 @@ from dgnode.reporting.metrics import (
 __all__ = [
     "IEMOCAP_DISPLAY_NAMES",
     "PAPER_DGODE_IEMOCAP",
+    "PAPER_MODEL",
     "ClassificationMetrics",
     "classification_metrics",
     "display_name",

@@ -26,6 +26,7 @@ PAPER_DGODE_IEMOCAP = {
     "per_class_f1": {"hap": 71.8, "sad": 71.0, "neu": 74.9, "ang": 55.7, "exc": 78.6, "fru": 75.2},
     "weighted_f1": 72.8,
 }
+PAPER_MODEL = "dgode"  # the model whose paper the reference numbers come from
 IEMOCAP_DISPLAY_NAMES = {
     "hap": "happy",
     "sad": "sad",
@@ -86,9 +87,12 @@ def classification_metrics(labels: Sequence[int] | np.ndarray, predictions: Sequ
     )
 
 
-def paper_reference(label_names: Sequence[str]) -> dict | None:
+def paper_reference(label_names: Sequence[str], model: str = "dgode") -> dict | None:
     """The DGODE paper's IEMOCAP numbers keyed by *our* label names, when ``label_names`` is the
-    6-class IEMOCAP set (codes ``hap`` or names ``happy``, any order); ``None`` otherwise."""
+    6-class IEMOCAP set (codes ``hap`` or names ``happy``, any order) and ``model`` is DGODE;
+    ``None`` otherwise (a baseline's table or figure has no business showing DGODE's numbers)."""
+    if model != PAPER_MODEL:
+        return None
     codes = [_IEMOCAP_ALIASES.get(str(name).lower()) for name in label_names]
     if None in codes or sorted(codes) != sorted(IEMOCAP_DISPLAY_NAMES):
         return None

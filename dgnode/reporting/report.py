@@ -2,7 +2,7 @@
 
 Table layout (IEMOCAP, as in the DGODE paper): one column per class in label order (happy, sad,
 neutral, angry, excited, frustrated), then accuracy and weighted F1; one row for this run and,
-when the labels are IEMOCAP's six classes, one row with the paper's numbers.
+for a DGODE run on IEMOCAP's six classes, one row with the paper's numbers.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from dgnode.reporting.metrics import display_name, paper_reference
 __all__ = ["key_value_table", "metrics_table", "models_table", "run_table"]
 
 
-def metrics_table(evaluation: dict[str, Any], label_names: list[str], title: str = "Test metrics"):
-    """A rich Table of ``evaluation`` (``per_class_f1``, ``accuracy``, ``weighted_f1``, fractions)."""
+def metrics_table(evaluation: dict[str, Any], label_names: list[str], title: str = "Test metrics", model: str = "dgode"):
+    """A rich Table of ``evaluation`` (``per_class_f1``, ``accuracy``, ``weighted_f1``, fractions)
+    of a ``model`` run (the paper's row only for DGODE)."""
     from rich.table import Table
 
     table = Table(title=title)
@@ -34,7 +35,7 @@ def metrics_table(evaluation: dict[str, Any], label_names: list[str], title: str
     support = evaluation.get("support")
     if support:
         table.add_row("support", *[str(support[n]) for n in label_names], str(sum(support.values())), "")
-    reference = paper_reference(label_names)
+    reference = paper_reference(label_names, model)
     if reference:
         table.add_row(
             "DGODE paper",

@@ -89,7 +89,8 @@ def run_train(options: TrainOptions, config: TrainConfig) -> int:
     console = Console(width=120)
     console.print(run_table(result.report, title=f"dgnode train: {config.model.name}"))
     if result.test is not None:
-        console.print(metrics_table(result.test.summary(), data.label_names, title="Test (best checkpoint)"))
+        console.print(metrics_table(result.test.summary(), data.label_names, title="Test (best checkpoint)",
+                                    model=config.model.name))
     print(json.dumps(result.final_metrics()), flush=True)
     return 0
 
@@ -121,7 +122,8 @@ def run_evaluate(options: EvaluateOptions) -> int:
     trainer, config = load_run(options.run, store=options.store, device=options.device)
     summary = trainer.evaluate(options.split).summary()
     write_json(Path(options.run) / f"eval_{options.split}.json", summary)
-    Console(width=120).print(metrics_table(summary, trainer.data.label_names, title=f"{options.split} ({options.run})"))
+    Console(width=120).print(metrics_table(summary, trainer.data.label_names, title=f"{options.split} ({options.run})",
+                                           model=config.model.name))
     print(json.dumps({"run": str(options.run), "model": config.model.name, **summary}), flush=True)
     return 0
 

@@ -1,5 +1,5 @@
 """What a finished run writes: ``report.json`` and the figures (confusion matrix, per-class F1
-against the paper, t-SNE of the test representations)."""
+(against the paper's for DGODE), t-SNE of the test representations)."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def build_report(*, config: "TrainConfig", data: "ConversationSet", trainer: "Tr
         "mean_nfe": float(np.mean([h["nfe"] for h in history])) if history else 0.0,
         "train_time_s": train_time_s,
         "test": test.summary() if test is not None else None,
-        "paper_reference": paper_reference(data.label_names),
+        "paper_reference": paper_reference(data.label_names, config.model.name),
         "history": history,
         "plots": {},
     }
@@ -59,17 +59,19 @@ def write_run_outputs(report: dict[str, Any], test: "EvalResult | None", label_n
                       config: "TrainConfig", run: "RunDir") -> None:
     """Figures (when ``report.plots``) and the report; figure paths go into the report."""
     if test is not None and config.report.plots:
-        report["plots"] = write_figures(test, label_names, run.path, config.report.tsne_points, config.train.seed)
+        report["plots"] = write_figures(test, label_names, run.path, config.report.tsne_points, config.train.seed,
+                                        model=config.model.name)
     run.write_report(report)
 
 
-def write_figures(result: "EvalResult", label_names: list[str], out_dir: Path, tsne_points: int, seed: int) -> dict[str, str]:
-    """Confusion matrix, per-class F1 (with the paper's numbers when they apply) and t-SNE PNGs
-    of one evaluation; returns ``{figure: file name}``."""
+def write_figures(result: "EvalResult", label_names: list[str], out_dir: Path, tsne_points: int, seed: int,
+                  model: str = "dgode") -> dict[str, str]:
+    """Confusion matrix, per-class F1 (with the paper's numbers when they apply: DGODE on IEMOCAP)
+    and t-SNE PNGs of one evaluation of a ``model`` run; returns ``{figure: file name}``."""
     from dgnode.reporting.plots import plot_confusion, plot_per_class_f1, plot_tsne
 
     split = result.split
-    reference = paper_reference(label_names)
+    reference = paper_reference(label_names, model)
     files = {
         "confusion": plot_confusion(result.confusion, label_names, out_dir / f"confusion_{split}.png",
                                     title=f"Confusion matrix ({split})").name,

@@ -75,7 +75,7 @@ def test_scan_reproduces_the_synthetic_manifest_exactly(media_corpus, labels):
     _assert_frames_equal(result.manifest, media_corpus.expected_manifest(labels))
     assert _reasons(result) == media_corpus.expected_rejects == {"comment-line": 6, "macos-junk": 9, "xx-segment": 6}
     summary = result.summary()
-    assert (summary["sessions"], summary["dialogues"], summary["utterances"]) == (3, 6, 60)
+    assert (summary["sessions"], summary["dialogues"], summary["utterances"]) == (4, 6, 63)
     assert summary["label_counts"] == media_corpus.label_counts(labels)
     assert summary["without_video"] == 0 and summary["without_alignment"] == 6
 
@@ -84,9 +84,9 @@ def test_mini_corpus_label_counts_differ_by_scheme(media_corpus):
     counts = {labels: scan_corpus(media_corpus.out_dir, labels=labels).summary()["label_counts"]
               for labels in ("merc6", "raw6", "four")}
     assert counts == {
-        "merc6": {"hap": 10, "sad": 9, "neu": 7, "ang": 6, "exc": 10, "fru": 10},
-        "raw6": {"hap": 8, "sad": 9, "neu": 7, "ang": 6, "exc": 10, "fru": 10},
-        "four": {"hap": 18, "sad": 9, "neu": 7, "ang": 6},
+        "merc6": {"hap": 14, "sad": 7, "neu": 8, "ang": 10, "exc": 4, "fru": 12},
+        "raw6": {"hap": 12, "sad": 7, "neu": 8, "ang": 10, "exc": 4, "fru": 12},
+        "four": {"hap": 16, "sad": 7, "neu": 8, "ang": 10},
     }
 
 

@@ -77,3 +77,15 @@ def test_missing_store_and_missing_run_are_clear_errors(tmp_path, capsys):
     assert code == 2 and "feature store directory not found" in err and "nope" in err
     code, _, err = run_cli(["evaluate", "--run", str(tmp_path)], capsys)
     assert code == 2 and "not a finished run: config.yaml is missing" in err
+
+
+def test_a_baseline_run_shows_no_dgode_paper_numbers(small_store, repo_root, tmp_path, capsys):
+    out = tmp_path / "mlp"
+    code, lines, _ = run_cli(
+        ["train", "--data.store", str(small_store), "--config", str(repo_root / "configs" / "baseline_mlp_fast.yaml"),
+         "--train.epochs=1", "--report.tsne_points", "0", "--out", str(out), "--progress=false"],
+        capsys,
+    )
+    assert code == 0 and json.loads(lines[-1])["model"] == "mlp"
+    assert not any("DGODE paper" in line for line in lines)
+    assert json.loads((out / "report.json").read_text())["paper_reference"] is None

@@ -62,6 +62,19 @@ def test_metrics_table_has_paper_row_only_for_iemocap():
     assert "DGODE paper" not in render(["x", "y"])
 
 
+def test_the_paper_row_is_only_for_dgode_runs():
+    from rich.console import Console
+
+    names = ["hap", "sad", "neu", "ang", "exc", "fru"]
+    evaluation = {"per_class_f1": {n: 0.5 for n in names}, "accuracy": 0.25, "weighted_f1": 0.125}
+    assert paper_reference(names, model="dgode")["weighted_f1"] == 72.8
+    for model in ("mlp", "bigru", "corect"):
+        assert paper_reference(names, model=model) is None
+        console = Console(file=io.StringIO(), width=160)
+        console.print(metrics_table(evaluation, names, model=model))
+        assert "DGODE paper" not in console.file.getvalue() and "12.5" in console.file.getvalue()
+
+
 def test_figures_are_written(tmp_path):
     names = ["hap", "sad", "neu"]
     assert plot_confusion([[5, 1, 0], [0, 3, 2], [0, 0, 0]], names, tmp_path / "c.png").read_bytes()[:8] == PNG
