@@ -181,7 +181,9 @@ def _command_parser(command: Command, prog: str, argv: Sequence[str]):
         parser.add_argument(name, type=hints[name], help=_field_help(command.options, name), **optional)
     parser.add_class_arguments(command.options, None, skip=set(command.positional), sub_configs=True)
     if command.config is not None:
-        parser.add_class_arguments(config_class(command, argv), None, sub_configs=True)
+        # Only the command being run is specialised: `dgnode --help` stays free of model imports.
+        chosen = " ".join(argv[:len(command.name.split())]) == command.name
+        parser.add_class_arguments(config_class(command, argv) if chosen else command.config, None, sub_configs=True)
     parser.add_argument(f"--{CONFIG_FLAG}", action=_strict_config_file(),
                         help="YAML file of any of these options (flags after it win)")
     for action in parser._actions:

@@ -15,27 +15,13 @@
 Names are imported lazily so that importing the package does not load torch.
 """
 
-from __future__ import annotations
+from dgnode.lazy import lazy_exports
 
-import importlib
-
-_EXPORTS = {
-    "ExtractConfig": "dgnode.embedding.config",
-    "build_imagebind": "dgnode.embedding.model",
-    "BatchPlan": "dgnode.embedding.memory",
-    "plan_batch_sizes": "dgnode.embedding.memory",
-    "EmbedActor": "dgnode.embedding.actor",
-    "Embedder": "dgnode.embedding.actor",
-    "BatchReport": "dgnode.embedding.summary",
-    "ExtractSummary": "dgnode.embedding.summary",
-    "run_extraction": "dgnode.embedding.pipeline",
-    "store_metadata": "dgnode.embedding.pipeline",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'dgnode.embedding' has no attribute {name!r}")
+__all__, __getattr__ = lazy_exports(__name__, {
+    "dgnode.embedding.config": ("ExtractConfig",),
+    "dgnode.embedding.model": ("build_imagebind",),
+    "dgnode.embedding.memory": ("BatchPlan", "plan_batch_sizes"),
+    "dgnode.embedding.actor": ("EmbedActor", "Embedder"),
+    "dgnode.embedding.summary": ("BatchReport", "ExtractSummary"),
+    "dgnode.embedding.pipeline": ("run_extraction", "store_metadata"),
+})

@@ -30,7 +30,8 @@ import torch
 
 from dgnode.embedding.model import LoadedImageBind, build_imagebind
 from dgnode.embedding.transfer import ChunkFeeder, Upload
-from dgnode.media.text import TextConfig, tokenize
+from dgnode.media.config import TextConfig
+from dgnode.media.text import tokenize
 
 __all__ = [
     "BatchStats",

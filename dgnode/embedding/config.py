@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from dgnode.embedding.model import EXTRACTED_MODALITIES
-from dgnode.media.utterance import MediaConfig
+from dgnode.media.config import MediaConfig
 
-__all__ = ["ExtractConfig"]
+# The modalities ImageBind embeds for dgnode (its thermal, depth and IMU heads are not built).
+EXTRACTED_MODALITIES = ("text", "audio", "vision")
+
+__all__ = ["EXTRACTED_MODALITIES", "ExtractConfig"]
 
 
 @dataclass

@@ -23,6 +23,7 @@ from typing import Any, Sequence
 import torch
 from torch.overrides import TorchFunctionMode
 
+from dgnode.embedding.config import EXTRACTED_MODALITIES
 from dgnode.errors import InputError
 
 __all__ = [
@@ -40,7 +41,6 @@ __all__ = [
     "sha256_file",
 ]
 
-EXTRACTED_MODALITIES = ("text", "audio", "vision")
 IMAGEBIND_ONLY_MODALITIES = ("thermal", "depth", "imu")
 HUGE_NEEDS_CHECKPOINT = (
     "--model huge needs --checkpoint PATH to imagebind_huge.pth (about 4.8 GB, "

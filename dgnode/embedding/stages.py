@@ -26,7 +26,8 @@ import torch
 from dgnode.embedding.config import ExtractConfig
 from dgnode.embedding.memory import BatchPlan, plan_batch_sizes
 from dgnode.embedding.model import SPECS
-from dgnode.media.utterance import REQUEST_COLUMNS, MediaConfig, preprocess_batch
+from dgnode.media.config import MediaConfig
+from dgnode.media.utterance import REQUEST_COLUMNS, preprocess_batch
 
 __all__ = ["model_dtype", "plan_for", "preprocess_udf", "process_batches", "ray_batches", "ray_uses_gpu"]
 

@@ -2,8 +2,9 @@
 
 A :class:`ConversationSet` holds every dialogue of a store as a :class:`Conversation`: the
 utterances in conversation order (the store's ``order`` column), one ``(n_utt, dim)`` float32
-tensor per modality, the speaker of each utterance as an index among the dialogue's speakers,
-and the label (``-1`` for unlabelled utterances, which losses and metrics ignore).
+tensor per modality, the speaker of each utterance as an index among the dialogue's speakers
+in order of first appearance (:data:`SPEAKER_ORDER`: a prefix's indices never depend on later
+utterances, as streaming needs), and the label (``-1`` for unlabelled utterances, which losses and metrics ignore).
 
 Normalisation (``normalise=``), per modality, applied to every split:
 
@@ -27,7 +28,7 @@ torch_geometric uses: ``dialog_index[i]`` says which dialogue row ``i`` belongs 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator, Literal, Sequence
 
@@ -45,6 +46,7 @@ __all__ = [
 
 Normalisation = Literal["standard", "l2", "none"]
 STD_FLOOR = 1e-6
+SPEAKER_ORDER = "first_appearance"  # how speaker indices are assigned; checkpoints record it
 L2_FLOOR = 1e-12
 
 
@@ -56,7 +58,7 @@ class Conversation:
     split: str
     utt_ids: list[str]
     features: dict[str, torch.Tensor]  # modality -> (n_utt, dim) float32, normalised
-    speakers: torch.Tensor  # (n_utt,) long: index among the dialogue's sorted distinct speakers
+    speakers: torch.Tensor  # (n_utt,) long: the speaker's rank of first appearance in the dialogue
     labels: torch.Tensor  # (n_utt,) long: class index, -1 = unlabelled
 
     def __len__(self) -> int:
@@ -133,8 +135,12 @@ def load_conversations(
     store: str | Path | FeatureStore,
     modalities: list[str] | None = None,
     normalise: Normalisation = "standard",
+    require_train: bool = True,
 ) -> ConversationSet:
     """Read ``store`` into conversations; see the module docstring for the normalisation.
+
+    ``require_train=False`` (with ``normalise`` other than ``"standard"``) also reads a store
+    without train dialogues, e.g. new data for a saved model (:func:`apply_normalisation`).
 
     ``modalities`` picks any subset of the store's modalities (default: all of them); they are
     returned in :data:`MODALITIES` order whatever order they were asked in.
@@ -166,7 +172,7 @@ def load_conversations(
     wanted = list(loaded.vectors)
 
     splits = frame["split"].to_numpy()
-    if not (splits == "train").any():
+    if not (splits == "train").any() and (require_train or normalise == "standard"):
         present = sorted(set(splits.tolist()))
         raise InputError(
             f"feature store has no train split (splits present: {present}); "
@@ -213,8 +219,8 @@ def load_conversations(
         dialog_splits = set(splits[start:end].tolist())
         if len(dialog_splits) != 1:
             raise InputError(f"dialogue {dialog_id} is in several splits {sorted(dialog_splits)}", path=where)
-        distinct, speaker_index = np.unique(speaker_names[start:end], return_inverse=True)
-        num_speakers = max(num_speakers, len(distinct))
+        speaker_index = _first_appearance_index(speaker_names[start:end])
+        num_speakers = max(num_speakers, int(speaker_index.max()) + 1)
         conversations.append(
             Conversation(
                 dialog_id=dialog_id,
@@ -284,6 +290,41 @@ def iterate_batches(
         order = list(range(len(conversations)))
     for start in range(0, len(order), batch_size):
         yield collate([conversations[i] for i in order[start : start + batch_size]])
+
+
+def apply_normalisation(data: ConversationSet, normalisation: dict) -> ConversationSet:
+    """``data`` read with ``normalise="none"``, normalised as ``normalisation`` (a
+    :attr:`ConversationSet.normalisation`, e.g. a checkpoint's) says, with its statistics rather
+    than statistics refitted on ``data``: the same arithmetic as :func:`load_conversations`."""
+    method = normalisation.get("method")
+    if data.normalisation.get("method") != "none":
+        raise ValueError("apply_normalisation needs data read with normalise='none'")
+    stats = normalisation.get("stats", {})
+    if method == "standard" and not set(data.dims) <= set(stats):
+        raise InputError(f"standard normalisation lacks statistics for {sorted(set(data.dims) - set(stats))}")
+    if method not in ("standard", "l2", "none"):
+        raise InputError(f"unknown normalisation method {method!r}; expected standard, l2 or none")
+
+    def convert(m: str, x: torch.Tensor) -> torch.Tensor:
+        rows = torch.from_numpy(_normalise_rows(x.numpy(), method))
+        if method == "standard":
+            rows = (rows - torch.as_tensor(stats[m]["mean"]).float()) / torch.as_tensor(stats[m]["std"]).float()
+        return rows
+
+    conversations = [
+        Conversation(c.dialog_id, c.split, c.utt_ids, {m: convert(m, x) for m, x in c.features.items()}, c.speakers,
+                     c.labels)
+        for c in data.conversations
+    ]
+    return replace(data, conversations=conversations, normalisation=dict(normalisation))
+
+
+def _first_appearance_index(names: np.ndarray) -> np.ndarray:
+    """Each name's rank of first appearance: ``[B, A, B, C] -> [0, 1, 0, 2]``."""
+    _, first, inverse = np.unique(names, return_index=True, return_inverse=True)
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[np.argsort(first)] = np.arange(len(first))
+    return rank[inverse.reshape(-1)]
 
 
 def _normalise_rows(matrix: np.ndarray, method: Normalisation) -> np.ndarray:

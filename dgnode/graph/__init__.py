@@ -12,6 +12,7 @@ from dgnode.graph.edges import (
     build_edges,
     relation_types,
 )
+from dgnode.graph.spectrum import SpectralBounds, batch_spectral_bounds, dialogue_spectral_bounds
 
 __all__ = [
     "EDGE_TYPES",
@@ -20,10 +21,13 @@ __all__ = [
     "INTRA_PAST",
     "SELF",
     "SparseOperator",
+    "SpectralBounds",
     "UNLIMITED",
     "MultimodalGraph",
     "adjacency_operator",
+    "batch_spectral_bounds",
     "build_edges",
+    "dialogue_spectral_bounds",
     "normalized_adjacency",
     "relation_types",
 ]

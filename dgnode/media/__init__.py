@@ -7,6 +7,7 @@
 * :mod:`dgnode.media.text`: noise tags out, ImageBind's BPE tokenizer -> 77 ids.
 * :mod:`dgnode.media.clips`: the clip time points ImageBind samples from a segment.
 * :mod:`dgnode.media.utterance`: the batch function the extraction pipeline's CPU stage runs.
+* :mod:`dgnode.media.config`: every preprocessing parameter (torch-free).
 
 Names are imported lazily so that ``dgnode --help`` does not load torch or decord.
 """
@@ -16,9 +17,10 @@ from __future__ import annotations
 from dgnode.lazy import lazy_exports
 
 __all__, __getattr__ = lazy_exports(__name__, {
-    "dgnode.media.audio": ("AudioConfig", "kaldi_fbank", "load_utterance_audio", "read_video_audio", "waveform_to_imagebind"),
+    "dgnode.media.config": ("AudioConfig", "MediaConfig", "TextConfig", "VideoConfig"),
+    "dgnode.media.audio": ("kaldi_fbank", "load_utterance_audio", "read_video_audio", "waveform_to_imagebind"),
     "dgnode.media.clips": ("clip_timepoints",),
-    "dgnode.media.text": ("TextConfig", "clean_transcript", "tokenize"),
-    "dgnode.media.utterance": ("MediaConfig", "REQUEST_COLUMNS", "preprocess_batch"),
-    "dgnode.media.video": ("VideoConfig", "VideoSource", "crop_speaker", "frames_to_imagebind", "read_video_segment"),
+    "dgnode.media.text": ("clean_transcript", "tokenize"),
+    "dgnode.media.utterance": ("REQUEST_COLUMNS", "preprocess_batch"),
+    "dgnode.media.video": ("VideoSource", "crop_speaker", "frames_to_imagebind", "read_video_segment"),
 })

@@ -36,36 +36,14 @@ import numpy as np
 import torch
 
 from dgnode.media.clips import clip_timepoints
+from dgnode.media.config import AudioConfig
 
 __all__ = [
-    "AudioConfig", "AudioSegment", "FLOAT32_EPS", "kaldi_fbank", "kaldi_window", "load_utterance_audio",
+    "AudioSegment", "FLOAT32_EPS", "kaldi_fbank", "kaldi_window", "load_utterance_audio",
     "mel_filterbank", "mel_scale", "read_video_audio", "read_wav", "resample", "waveform_to_imagebind",
 ]
 
 FLOAT32_EPS = float(np.finfo(np.float32).eps)
-
-
-@dataclass
-class AudioConfig:
-    """ImageBind's audio preprocessing parameters (defaults = ``imagebind.data``)."""
-
-    sample_rate: int = 16000
-    num_mel_bins: int = 128
-    target_length: int = 204
-    clip_duration: float = 2.0
-    clips_per_video: int = 3
-    mean: float = -4.268
-    std: float = 9.138
-    frame_length_ms: float = 25.0
-    frame_shift_ms: float = 10.0
-    low_freq: float = 20.0
-    preemphasis: float = 0.97
-
-    def __post_init__(self) -> None:
-        if self.sample_rate <= 0 or self.num_mel_bins <= 0 or self.target_length <= 0:
-            raise ValueError("sample_rate, num_mel_bins and target_length must be positive")
-        if self.std <= 0:
-            raise ValueError(f"std must be positive, got {self.std}")
 
 
 @dataclass

@@ -9,21 +9,15 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
 
 import numpy as np
+from dgnode.media.config import TextConfig
 
-__all__ = ["NOISE_TAG", "TextConfig", "clean_transcript", "tokenize"]
+__all__ = ["NOISE_TAG", "clean_transcript", "tokenize"]
 
 # Upper-case bracketed tags only: ordinary brackets in speech ("[sic]") are left alone.
 NOISE_TAG = re.compile(r"\[[A-Z][A-Z_ ]*\]")
 _SPACES = re.compile(r"\s+")
-
-
-@dataclass
-class TextConfig:
-    context_length: int = 77
-    keep_noise_tags: bool = False
 
 
 def clean_transcript(text: str, keep_noise_tags: bool = False) -> str:

@@ -30,29 +30,20 @@ seconds_<modality>  (n,) float64                         CPU time spent on the r
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from dgnode.media.audio import AudioConfig, load_utterance_audio, waveform_to_imagebind
-from dgnode.media.text import TextConfig, clean_transcript
-from dgnode.media.video import VideoConfig, VideoSource, read_video_segment
+from dgnode.media.audio import load_utterance_audio, waveform_to_imagebind
+from dgnode.media.text import clean_transcript
+from dgnode.media.video import VideoSource, read_video_segment
+from dgnode.media.config import AudioConfig, MediaConfig, TextConfig, VideoConfig
 
-__all__ = ["MediaConfig", "REQUEST_COLUMNS", "VISION_TRANSPORT_DTYPE", "preprocess_batch"]
+__all__ = ["REQUEST_COLUMNS", "VISION_TRANSPORT_DTYPE", "preprocess_batch"]
 
 REQUEST_COLUMNS = ("utt_id", "start_s", "end_s", "speaker_side", "text", "wav_path", "video_path")
 VISION_TRANSPORT_DTYPE = np.float16
-
-
-@dataclass
-class MediaConfig:
-    """All preprocessing parameters; recorded in the feature store's metadata."""
-
-    video: VideoConfig = field(default_factory=VideoConfig)
-    audio: AudioConfig = field(default_factory=AudioConfig)
-    text: TextConfig = field(default_factory=TextConfig)
 
 
 def _present(value: object) -> bool:

@@ -28,53 +28,21 @@ times), as in ImageBind, whose decoder refuses a clip that starts after the vide
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
-from typing import Literal
 
 import numpy as np
 import torch
 
 from dgnode.media.clips import clip_timepoints
+from dgnode.media.config import VideoConfig
 
 __all__ = [
-    "CLIP_MEAN", "CLIP_STD", "FramePlan", "VideoConfig", "VideoSegment", "VideoSource", "crop_speaker",
+    "FramePlan", "VideoSegment", "VideoSource", "crop_speaker",
     "frames_to_imagebind", "plan_segment_frames", "read_video_segment", "spatial_crop",
 ]
 
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
-
-@dataclass
-class VideoConfig:
-    """ImageBind's video preprocessing parameters plus the speaker crop."""
-
-    clip_duration: float = 2.0
-    clips_per_video: int = 5
-    frames_per_clip: int = 2
-    size: int = 224
-    num_crops: int = 3
-    crop: Literal["speaker", "full"] = "speaker"
-    mean: list[float] = field(default_factory=lambda: list(CLIP_MEAN))
-    std: list[float] = field(default_factory=lambda: list(CLIP_STD))
-    decode_threads: int = 1
-
-    def __post_init__(self) -> None:
-        if self.num_crops not in (1, 3):
-            raise ValueError(f"num_crops must be 1 or 3 (as ImageBind's SpatialCrop), got {self.num_crops}")
-        if self.crop not in ("speaker", "full"):
-            raise ValueError(f"crop must be 'speaker' or 'full', got {self.crop!r}")
-        if self.frames_per_clip <= 0 or self.clips_per_video <= 0:
-            raise ValueError("frames_per_clip and clips_per_video must be positive")
-
-    @property
-    def frames_per_item(self) -> int:
-        return self.clips_per_video * self.frames_per_clip
-
-    @property
-    def output_shape(self) -> tuple[int, int, int, int, int]:
-        return (self.clips_per_video * self.num_crops, 3, self.frames_per_clip, self.size, self.size)
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """Pieces every conversation model shares: the output record, the config base, the head,
-and the padded <-> flat layout of a batch of dialogues."""
+and the padded <-> flat layout of a batch of dialogues (the context GRUs are in
+:mod:`dgnode.models.recurrence`)."""
 
 from __future__ import annotations
 
@@ -79,37 +80,6 @@ def to_padded(x: Tensor, dialog_index: Tensor, position: Tensor, lengths: Tensor
 def from_padded(padded: Tensor, dialog_index: Tensor, position: Tensor) -> Tensor:
     """Inverse of :func:`to_padded`: ``(B, L_max, d)`` -> ``(N, d)``."""
     return padded[dialog_index, position]
-
-
-class ContextEncoder(nn.Module):
-    """A GRU over each dialogue's utterances: ``(N, in_dim) -> (N, hidden)``.
-
-    Bidirectional (``hidden / 2`` per direction, concatenated) unless ``causal``: a backward
-    GRU reads the future, so in causal mode the encoder runs forward only with ``hidden`` units
-    and the state of utterance ``i`` depends on utterances ``0..i`` alone. Padding never reaches
-    the recurrence (packed sequences), so a dialogue's output does not depend on what it was
-    batched with.
-    """
-
-    def __init__(self, in_dim: int, hidden: int, causal: bool, num_layers: int = 1) -> None:
-        super().__init__()
-        if not causal and hidden % 2:
-            raise ValueError(f"a bidirectional encoder needs an even hidden size, got {hidden}")
-        self.causal = causal
-        self.gru = nn.GRU(
-            in_dim,
-            hidden if causal else hidden // 2,
-            num_layers=num_layers,
-            batch_first=True,
-            bidirectional=not causal,
-        )
-
-    def forward(self, x: Tensor, dialog_index: Tensor, position: Tensor, lengths: Tensor) -> Tensor:
-        padded = to_padded(x, dialog_index, position, lengths)
-        packed = nn.utils.rnn.pack_padded_sequence(padded, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        output, _ = self.gru(packed)
-        output, _ = nn.utils.rnn.pad_packed_sequence(output, batch_first=True, total_length=padded.shape[1])
-        return from_padded(output, dialog_index, position)
 
 
 def select_features(batch: BatchLike, modalities: list[str]) -> list[Tensor]:

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from dgnode.models.base import BatchLike, ContextEncoder, EmotionClassifier, ModelConfig, ModelOutput, select_features
+from dgnode.models.base import BatchLike, EmotionClassifier, ModelConfig, ModelOutput, select_features
+from dgnode.models.recurrence import ContextEncoder
 from dgnode.models.registry import register_model
 
 

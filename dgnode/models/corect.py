@@ -49,7 +49,6 @@ from dgnode.options import ConfigError
 from dgnode.graph import UNLIMITED, build_edges
 from dgnode.models.base import (
     BatchLike,
-    ContextEncoder,
     EmotionClassifier,
     ModelConfig,
     ModelOutput,
@@ -58,6 +57,7 @@ from dgnode.models.base import (
     to_padded,
 )
 from dgnode.models.corect_layers import AttentionStack, PairwiseCrossModal, RelationalTemporalGraph, padding_mask
+from dgnode.models.recurrence import ContextEncoder
 from dgnode.models.registry import register_model
 
 EncoderKind = Literal["linear", "gru", "transformer"]

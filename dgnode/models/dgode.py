@@ -13,7 +13,8 @@ For a batch of dialogues with ``N`` utterances and modalities ``m = 1..M``:
 4. ``layers`` adaptive MixHop aggregations ``H_{n+1} = Σ_k w_k Â^k H_n W + H_0``
    (:class:`~dgnode.models.mixhop.AdaptiveMixHop`);
 5. the graph ODE ``dH/dt = (Â - I) H + H (W - I) + H(0)`` from ``t = 0`` to ``T``
-   (:class:`~dgnode.models.graph_ode.GraphODE`), starting from the MixHop output;
+   (:class:`~dgnode.models.graph_ode.GraphODE`), starting from the MixHop output; its stability
+   terms are reported per epoch through :meth:`DGODE.diagnostics`;
 6. the classifier on the utterance's modality nodes concatenated, ``(N, M d)``:
    ``l_i = ReLU(W_l H_i + b_l)``, ``softmax(W_s l_i + b_s)``.
 
@@ -21,8 +22,9 @@ Every stage can be switched off for ablations (``use_speaker``, ``use_mixhop``, 
 the modality subset comes from ``data.modalities``, i.e. from ``dims``). With both graph stages
 off, the model is the context encoders plus the classifier.
 
-Causality: with ``wf = 0`` and a fixed-step solver, utterance ``i``'s prediction is a function
-of utterances ``0..i`` only, bit for bit. An adaptive solver chooses one step sequence for the
+Causality: with ``wf = 0`` and a fixed-step solver or ``exact``, utterance ``i``'s prediction is
+a function of utterances ``0..i`` only, bit for bit (``exact`` picks its number of terms from the
+batch's dialogue lengths: a prefix of a dialogue may use fewer, agreeing within ``rtol``). An adaptive solver chooses one step sequence for the
 whole batch from an error norm over all nodes, so later utterances still move earlier outputs
 by about the solver tolerance. The same holds for batching: with a fixed-step solver, a
 dialogue's outputs do not depend on the dialogues it is batched with (up to float rounding of
@@ -36,10 +38,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from dgnode.graph import UNLIMITED, SparseOperator, adjacency_operator, build_edges
-from dgnode.models.base import BatchLike, ContextEncoder, EmotionClassifier, ModelConfig, ModelOutput, select_features
+from dgnode.graph import UNLIMITED, SparseOperator, adjacency_operator, batch_spectral_bounds, build_edges
+from dgnode.models.base import BatchLike, EmotionClassifier, ModelConfig, ModelOutput, select_features
 from dgnode.models.graph_ode import GraphODE, ODEConfig
 from dgnode.models.mixhop import AdaptiveMixHop
+from dgnode.models.recurrence import ContextEncoder, encode_contexts
 from dgnode.models.registry import register_model
 
 
@@ -116,10 +119,10 @@ class DGODE(nn.Module):
     def forward(self, batch: BatchLike) -> ModelOutput:
         features = select_features(batch, self.modalities)
         speaker = self.speaker_embedding(batch.speakers) if self.speaker_embedding is not None else 0.0
-        encoded = [
-            self.encoders[m](x, batch.dialog_index, batch.position, batch.lengths) + speaker
-            for m, x in zip(self.modalities, features)
-        ]
+        # The modality encoders share one batched recurrence (dgnode.models.recurrence).
+        contexts = encode_contexts([self.encoders[m] for m in self.modalities], features, batch.dialog_index,
+                                   batch.position, batch.lengths)
+        encoded = [context + speaker for context in contexts]
         # Node layout of dgnode.graph: node(m, u) = m * N + u, i.e. modalities stacked.
         h0 = self.dropout(torch.cat(encoded, dim=0))
         h = h0
@@ -130,11 +133,18 @@ class DGODE(nn.Module):
                 for layer in self.mixhop:
                     h = self.dropout(layer(h, adjacency, h0))
             if self.ode is not None:
-                h = self.ode(h, adjacency)
+                bounds = batch_spectral_bounds(batch.lengths, len(self.modalities), self.config.wp, self.config.wf,
+                                               self.config.alpha)
+                h = self.ode(h, adjacency, bounds)
                 nfe = self.ode.last_nfe
         num_utterances = features[0].shape[0]
         representations = h.view(len(self.modalities), num_utterances, -1).transpose(0, 1).reshape(num_utterances, -1)
         return ModelOutput(logits=self.classifier(representations), representations=representations, nfe=nfe)
+
+    def diagnostics(self) -> dict[str, float]:
+        """The graph ODE's stability terms (:meth:`GraphODE.diagnostics`, keys prefixed ``ode_``;
+        empty without the ODE): what the training loop logs per epoch."""
+        return {f"ode_{k}": v for k, v in self.ode.diagnostics().items()} if self.ode is not None else {}
 
     def adjacency(self, batch: BatchLike) -> SparseOperator:
         """``Â`` of the batch's multimodal graph, ``(M N, M N)`` sparse."""

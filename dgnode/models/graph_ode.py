@@ -11,10 +11,43 @@ from collapsing to the graph's stationary point (over-smoothing). The equation i
 for a fixed ``Â`` and ``W`` its solution is the matrix exponential of the Kronecker operator
 ``I ⊗ (Â - I) + (W - I)^T ⊗ I`` acting on ``vec(H)`` (the test suite checks exactly that).
 
-``W`` is parameterised as in CGNN, ``W = U diag(clamp(d, 0, 1)) U^T`` (``weight="symmetric"``,
-starting at ``U = I, d = 1``, i.e. ``W = I``): a symmetric ``W`` with eigenvalues bounded by
-``||U||^2`` keeps the dynamics from growing without bound early in training, the usual cause of
-adaptive solvers taking thousands of steps. ``weight="free"`` learns ``W`` directly.
+``W = U diag(d) U^T`` with ``U`` orthogonal and ``d`` in ``(0, 1)`` by construction
+(:class:`~dgnode.models.ode_weight.ChannelMixing`, ``weight="symmetric"``); ``weight="free"``
+learns ``W`` directly.
+
+Stability, exactly. With column-major ``vec``, ``d vec(H)/dt = K vec(H) + vec(H_0)``,
+``K = I ⊗ (Â - I) + (W - I)^T ⊗ I``. The symmetric part of ``K`` is the Kronecker sum of those
+of ``Â - I`` and ``W - I``, so the *logarithmic norm*
+
+.. math::
+
+    \omega = \lambda_{max}(\mathrm{sym}(K)) = \lambda_{max}(\mathrm{sym}(\hat{A}))
+              + \lambda_{max}(\mathrm{sym}(W)) - 2
+
+bounds every eigenvalue's real part and the growth of the homogeneous part,
+``||exp(t K)||_2 <= exp(t ω)``. :meth:`GraphODE.diagnostics` reports ``ω`` (``growth_bound``;
+the graph term is the largest over the graphs solved since the previous call, from
+:mod:`dgnode.graph.spectrum`). What that guarantees:
+
+* undirected graphs (``wp == wf``): ``λ_max(sym(Â)) = α``, so ``ω <= α + λ_max(W) - 2 < α - 1
+  <= 0``: the homogeneous part contracts in norm at every moment;
+* causal graphs (``wf = 0``): the eigenvalues of ``Â`` are real and in ``[0, α]``, so every
+  mode of ``K`` decays (real parts ``<= α - 1 < 0``), but ``Â`` is not normal and ``ω`` can be
+  positive (``λ_max(sym(Â))`` up to 1.53 on IEMOCAP's longest dialogue with the whole past):
+  the norm may grow transiently by at most ``exp(T ω)``;
+* other directed windows (``wp != wf``): only ``ω`` (about ``0.95 + λ_max(W) - 2 < 0`` for the
+  11/5 windows) holds.
+
+``method: exact`` evaluates the closed-form solution instead (a truncated power series in
+``Â`` in ``W``'s eigenbasis, the truncation chosen from a stated error bound and ``rtol``:
+:mod:`dgnode.models.ode_exact`); its NFE is the number of products with ``Â``.
+
+The solvers work in ``W``'s eigenbasis: ``G = H U`` obeys the same equation with ``W`` replaced by
+``diag(d)`` (``U`` is orthogonal), so a function evaluation is one sparse product with ``Â`` and an
+elementwise scaling, and ``U`` enters twice per solve instead of once per evaluation. Fixed-step
+solvers give the same ``H(T)`` up to float rounding; adaptive ones measure their error in the
+rotated coordinates, so their steps (and results, within the tolerance) may differ slightly
+from a solve in the original ones.
 
 Solver settings follow torchdiffeq: ``method`` (``dopri5``, ``rk4``, ``euler``...), ``rtol``,
 ``atol``, ``options`` (a plain dict passed through, e.g. ``{"step_size": 0.1}``) and
@@ -33,10 +66,15 @@ import torch
 from torch import Tensor, nn
 
 from dgnode.errors import DgnodeError
+from dgnode.graph.adjacency import SparseOperator
+from dgnode.graph.spectrum import SpectralBounds
+from dgnode.models.ode_exact import exact_solve, truncation_terms
+from dgnode.models.ode_weight import WEIGHT_FORMS, ChannelMixing
 
 ADAPTIVE_METHODS = ("dopri8", "dopri5", "bosh3", "fehlberg2", "adaptive_heun")
 FIXED_STEP_METHODS = ("euler", "midpoint", "heun2", "heun3", "rk4", "explicit_adams", "implicit_adams", "fixed_adams")
-METHODS = ADAPTIVE_METHODS + FIXED_STEP_METHODS
+METHODS = ADAPTIVE_METHODS + FIXED_STEP_METHODS  # torchdiffeq's solvers
+EXACT = "exact"  # the closed form of dgnode.models.ode_exact
 
 
 class NFECapExceeded(DgnodeError):
@@ -52,13 +90,15 @@ class ODEConfig:
     """How the graph ODE is solved (torchdiffeq's vocabulary).
 
     Attributes:
-        method: a torchdiffeq solver name (:data:`METHODS`).
-        rtol, atol: tolerances of adaptive solvers (ignored by fixed-step ones).
+        method: a torchdiffeq solver name (:data:`METHODS`) or ``exact``, the closed-form
+            solution (:mod:`dgnode.models.ode_exact`).
+        rtol, atol: tolerances of adaptive solvers (ignored by fixed-step ones); for ``exact``,
+            ``rtol`` bounds the relative (Frobenius) truncation error and ``atol`` is unused.
         T: integration end time; ``H(T)`` is the output.
         step_size: step of fixed-step solvers (``None``: one step over ``[0, T]``); also
             accepted in ``options``.
-        adjoint: backpropagate with ``odeint_adjoint``.
-        weight: ``"symmetric"`` (CGNN's ``U diag(d) U^T``) or ``"free"``.
+        adjoint: backpropagate with ``odeint_adjoint`` (no effect with ``exact``).
+        weight: ``"symmetric"`` (``U diag(d) U^T``, ``U`` orthogonal, ``d`` in ``(0, 1)``) or ``"free"``.
         options: extra solver options passed through to torchdiffeq unchanged.
     """
 
@@ -72,14 +112,18 @@ class ODEConfig:
     options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"ode.method must be one of {', '.join(METHODS)}; got {self.method!r}")
+        if self.method not in (*METHODS, EXACT):
+            raise ValueError(f"ode.method must be one of {', '.join((*METHODS, EXACT))}; got {self.method!r}")
         if self.rtol <= 0 or self.atol <= 0:
             raise ValueError(f"ode.rtol and ode.atol must be positive, got {self.rtol}, {self.atol}")
         if self.T <= 0:
             raise ValueError(f"ode.T must be positive, got {self.T}")
         if self.step_size is not None and self.step_size <= 0:
             raise ValueError(f"ode.step_size must be positive, got {self.step_size}")
+        if self.weight not in WEIGHT_FORMS:
+            raise ValueError(f"ode.weight must be one of {', '.join(WEIGHT_FORMS)}; got {self.weight!r}")
+        if self.method == EXACT and self.weight != "symmetric":
+            raise ValueError("ode.method exact needs W's orthogonal eigenbasis: use ode.weight symmetric")
 
     def solver_options(self, nfe_cap: int | None = None) -> dict[str, Any]:
         """The ``options`` dict for torchdiffeq: ``step_size`` for fixed-step methods and, for
@@ -94,32 +138,24 @@ class ODEConfig:
 
 
 class GraphODEFunc(nn.Module):
-    """``f(t, H) = Â H - H + H W - H + H_0``; counts its evaluations.
+    """``f(t, G) = Â G + G S + G_0``; counts its evaluations.
 
-    The state is either ``H`` (with ``H_0`` held in :attr:`restart`) or, for the adjoint method,
-    the tuple ``(H, H_0)`` with ``dH_0/dt = 0``: the adjoint then treats ``H_0`` as part of the
-    initial state and returns its gradient, which a captured tensor would silently lose.
+    :class:`GraphODE` sets the shift ``S`` (:attr:`shift`) once per solve: for the symmetric
+    ``W = U diag(d) U^T`` the state is ``G = H U`` (``W``'s eigenbasis) and ``S = diag(d) - 2I``
+    is held as the vector ``d - 2``, so an evaluation is one sparse product and an elementwise
+    one; for the free ``W`` the state is ``H`` and ``S = W - 2I``, a dense product. The state is
+    either ``G`` (with ``G_0`` in :attr:`restart`) or, for the adjoint method, the tuple
+    ``(G, G_0)`` with ``dG_0/dt = 0``: the adjoint then treats ``G_0`` as part of the initial
+    state and returns its gradient, which a captured tensor would silently lose.
     """
 
-    def __init__(self, channels: int, weight: Literal["symmetric", "free"] = "symmetric") -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.weight_form = weight
-        self.channels = channels
-        self.basis = nn.Parameter(torch.eye(channels))
-        if weight == "symmetric":
-            self.spectrum = nn.Parameter(torch.ones(channels))
-        elif weight != "free":
-            raise ValueError(f"weight must be 'symmetric' or 'free', got {weight!r}")
         self.adjacency: Tensor | None = None
+        self.shift: Tensor | None = None
         self.restart: Tensor | None = None
         self.nfe = 0
         self.nfe_cap: int | None = None
-
-    def weight(self) -> Tensor:
-        """The ``(d, d)`` channel-mixing matrix ``W``."""
-        if self.weight_form == "symmetric":
-            return (self.basis * self.spectrum.clamp(0.0, 1.0)) @ self.basis.t()
-        return self.basis
 
     def forward(self, t: Tensor, state: Tensor | tuple[Tensor, Tensor]) -> Tensor | tuple[Tensor, Tensor]:
         self.nfe += 1
@@ -128,13 +164,14 @@ class GraphODEFunc(nn.Module):
                 f"graph ODE needed more than {self.nfe_cap} function evaluations (train.nfe_cap); "
                 "loosen rtol/atol, shorten ode.T, use a fixed-step method, or raise the cap"
             )
-        if self.adjacency is None:
+        if self.adjacency is None or self.shift is None:
             raise RuntimeError("GraphODEFunc.adjacency is not set; call it through GraphODE")
         if isinstance(state, tuple):
             h, h0 = state
         else:
             h, h0 = state, self.restart
-        derivative = self.adjacency @ h + h @ self.weight() - 2.0 * h + h0
+        mixed = torch.addcmul(h0, h, self.shift) if self.shift.ndim == 1 else torch.addmm(h0, h, self.shift)
+        derivative = mixed + self.adjacency @ h
         if isinstance(state, tuple):
             return derivative, torch.zeros_like(h0)
         return derivative
@@ -150,15 +187,39 @@ class GraphODE(nn.Module):
     def __init__(self, channels: int, config: ODEConfig) -> None:
         super().__init__()
         self.config = config
-        self.func = GraphODEFunc(channels, config.weight)
+        self.mixing = ChannelMixing(channels, config.weight)
+        self.func = GraphODEFunc()
         self.nfe_cap: int | None = None
         self.last_nfe = 0
+        self.last_truncation_bound = 0.0  # R_K of the latest exact solve (dgnode.models.ode_exact)
+        self._graph_bounds: SpectralBounds | None = None
 
-    def forward(self, x: Tensor, adjacency: Tensor) -> Tensor:
+    def forward(self, x: Tensor, adjacency: SparseOperator | Tensor, bounds: SpectralBounds | None = None) -> Tensor:
+        """``H(T)`` from ``H(0) = H_0 = x``. ``bounds``: spectral bounds of ``adjacency`` (from
+        :func:`dgnode.graph.batch_spectral_bounds`; default: cheap bounds from its entries).
+        Runs in at least float32 even under autocast: adaptive step control and the exact
+        solver's series need more than bf16's 8 mantissa bits."""
+        with torch.autocast(x.device.type, enabled=False):
+            return self._solve(x.float() if x.dtype in (torch.float16, torch.bfloat16) else x, adjacency, bounds)
+
+    def _solve(self, x: Tensor, adjacency: SparseOperator | Tensor, bounds: SpectralBounds | None) -> Tensor:
         import torchdiffeq
 
+        if bounds is None:
+            bounds = SpectralBounds.of_matrix(adjacency.matrix if isinstance(adjacency, SparseOperator) else adjacency)
+        self._graph_bounds = bounds if self._graph_bounds is None else self._graph_bounds.merge(bounds)
         config = self.config
+        if config.method == EXACT:
+            return self._solve_exactly(x, adjacency, bounds)
         func = self.func
+        if self.mixing.form == "symmetric":
+            # In W's eigenbasis H W = G diag(d) U^T: no dense product per evaluation, two per solve.
+            basis, spectrum = self.mixing.eigh()
+            start, func.shift = x @ basis, spectrum - 2.0
+        else:
+            weight = self.mixing()
+            basis, start = None, x
+            func.shift = weight - 2.0 * torch.eye(weight.shape[0], dtype=weight.dtype, device=weight.device)
         func.adjacency = adjacency
         func.nfe = 0
         func.nfe_cap = self.nfe_cap
@@ -166,24 +227,54 @@ class GraphODE(nn.Module):
         options = config.solver_options(self.nfe_cap)
         try:
             if config.adjoint:
+                # The shift is a non-leaf tensor: the adjoint returns its gradient, and autograd
+                # carries it on to the parameters of W.
+                params = (func.shift,) if func.shift.requires_grad else ()
                 solution = torchdiffeq.odeint_adjoint(
-                    func, (x, x), times, rtol=config.rtol, atol=config.atol, method=config.method,
-                    options=options, adjoint_params=tuple(func.parameters()),
+                    func, (start, start), times, rtol=config.rtol, atol=config.atol, method=config.method,
+                    options=options, adjoint_params=params,
                 )
                 out = solution[0][-1]
             else:
-                func.restart = x
+                func.restart = start
                 out = torchdiffeq.odeint(
-                    func, x, times, rtol=config.rtol, atol=config.atol, method=config.method, options=options
+                    func, start, times, rtol=config.rtol, atol=config.atol, method=config.method, options=options
                 )[-1]
         except AssertionError as error:
             raise self._solver_error(error) from None
         finally:
             func.restart = None
+            if not config.adjoint:
+                func.shift = None
         self.last_nfe = func.nfe
         if config.adjoint and out.requires_grad:
             out.register_hook(self._start_backward_count)
-        return out
+        return out @ basis.t() if basis is not None else out
+
+    def _solve_exactly(self, x: Tensor, adjacency: SparseOperator | Tensor, bounds: SpectralBounds) -> Tensor:
+        basis, spectrum = self.mixing.eigh()
+        shift_min = 2.0 - float(spectrum.detach().max())
+        terms, self.last_truncation_bound = truncation_terms(bounds.norm, self.config.T, shift_min, self.config.rtol)
+        if self.nfe_cap is not None and terms > self.nfe_cap:
+            raise NFECapExceeded(f"the exact graph ODE solve needs {terms} products with Â, more than "
+                                 f"train.nfe_cap {self.nfe_cap}; shorten ode.T or loosen ode.rtol")
+        self.last_nfe = terms
+        return exact_solve(x, adjacency, basis, spectrum, self.config.T, terms)
+
+    def diagnostics(self) -> dict[str, float]:
+        """Stability of the dynamics (module docstring): ``growth_bound`` ``ω``, its terms
+        ``adjacency_symmetric_max`` (largest over the graphs solved since the previous call,
+        which resets it) and ``weight_eig_max``/``weight_eig_min``, and for the symmetric form
+        ``orthogonality_error`` ``||U^T U - I||_F / sqrt(d)``."""
+        low, high = self.mixing.eigenvalue_range()
+        result = {"weight_eig_min": low, "weight_eig_max": high}
+        if self.mixing.form == "symmetric":
+            result["orthogonality_error"] = self.mixing.orthogonality_error()
+        if self._graph_bounds is not None:
+            result["adjacency_symmetric_max"] = self._graph_bounds.symmetric_max
+            result["growth_bound"] = self._graph_bounds.symmetric_max + high - 2.0
+        self._graph_bounds = None
+        return result
 
     def _start_backward_count(self, grad: Tensor) -> Tensor:
         # Runs when the gradient of H(T) is ready, just before the adjoint solve starts: the cap

@@ -4,19 +4,10 @@ beside the baselines (``baselines``), reported by ``summary``.
 Names resolve lazily (PEP 562), so ``dgnode --help`` does not load Ray.
 """
 
-from __future__ import annotations
+from dgnode.lazy import lazy_exports
 
-import importlib
-from typing import Any
-
-_EXPORTS = {"PipelineConfig": "run", "PipelineResult": "run", "run_pipeline": "run", "summary_table": "summary",
-            "mlflow_ui_hint": "summary", "write_plots": "summary", "Baselines": "baselines",
-            "majority_baseline": "baselines", "train_baselines": "baselines"}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'dgnode.pipeline' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"dgnode.pipeline.{_EXPORTS[name]}"), name)
+__all__, __getattr__ = lazy_exports(__name__, {
+    "dgnode.pipeline.run": ("PipelineConfig", "PipelineResult", "run_pipeline"),
+    "dgnode.pipeline.summary": ("summary_table", "mlflow_ui_hint", "write_plots"),
+    "dgnode.pipeline.baselines": ("Baselines", "majority_baseline", "train_baselines"),
+})

@@ -8,29 +8,11 @@
 Names are imported lazily so that importing the package does not load torch.
 """
 
-from __future__ import annotations
+from dgnode.lazy import lazy_exports
 
-import importlib
-
-_EXPORTS = {
-    "CONTEXT_FREE_MODELS": "dgnode.streaming.causal",
-    "NotCausalError": "dgnode.streaming.causal",
-    "causal_mode": "dgnode.streaming.causal",
-    "require_causal": "dgnode.streaming.causal",
-    "Prediction": "dgnode.streaming.predictor",
-    "StreamingPredictor": "dgnode.streaming.predictor",
-    "latency_summary": "dgnode.streaming.predictor",
-    "MediaEncoder": "dgnode.streaming.media",
-    "Replay": "dgnode.streaming.replay",
-    "predict_dialogues": "dgnode.streaming.replay",
-    "select_conversations": "dgnode.streaming.replay",
-    "stream_dialogues": "dgnode.streaming.replay",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'dgnode.streaming' has no attribute {name!r}")
+__all__, __getattr__ = lazy_exports(__name__, {
+    "dgnode.streaming.causal": ("CONTEXT_FREE_MODELS", "NotCausalError", "causal_mode", "require_causal"),
+    "dgnode.streaming.predictor": ("Prediction", "StreamingPredictor", "latency_summary"),
+    "dgnode.streaming.media": ("MediaEncoder",),
+    "dgnode.streaming.replay": ("Replay", "predict_dialogues", "select_conversations", "stream_dialogues"),
+})

@@ -12,13 +12,17 @@ __all__ = ["COMMANDS", "PredictOptions"]
 
 @dataclass
 class PredictOptions:
-    """Predict the utterances of dialogues from a feature store with a trained run. With --stream,
+    """Predict the utterances of dialogues from a feature store with a trained run or a registered
+    model. With --stream,
     each utterance is predicted from what came before it (a causal run, trained with wf=0, is
     required); prints every prediction and a latency summary. Without it, each dialogue is
     predicted in one pass over the whole dialogue.
 
     Attributes:
         run: run directory written by `dgnode train`
+        model: instead of --run: a model logged by dgnode train/tune, e.g. models:/NAME/VERSION (its
+            weights and config are read; no code or pickle from the registry is run)
+        tracking_uri: with --model: MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///./mlflow.db)
         stream: stream utterance by utterance (causal runs only)
         store: feature store (default: the one the run was trained on)
         dialog: dialogue ids, e.g. [Ses05F_impro01] (default: every dialogue of --split)
@@ -33,7 +37,9 @@ class PredictOptions:
         checkpoint: with --media: the ImageBind checkpoint the store was extracted with
     """
 
-    run: str
+    run: str | None = None
+    model: str | None = None
+    tracking_uri: str | None = None
     stream: bool = False
     store: str | None = None
     dialog: list[str] | None = None
@@ -47,11 +53,30 @@ class PredictOptions:
     checkpoint: str | None = None
 
     def __post_init__(self) -> None:
+        if (self.run is None) == (self.model is None):
+            raise ValueError("give exactly one of --run DIR and --model models:/NAME/VERSION")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"--limit must be >= 1, got {self.limit}")
 
 
 def run_predict(options: PredictOptions) -> int:
+    import os
+    import tempfile
+
+    if options.run is not None:
+        return _predict(options, options.run)
+    # A progress bar per download of a few small files would drown the predictions.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    from dgnode.tracking.logged_model import fetch_run_dir
+    from dgnode.tracking.server import check_tracking_uri, resolve_tracking_uri
+
+    uri = resolve_tracking_uri(options.tracking_uri)
+    check_tracking_uri(uri)
+    with tempfile.TemporaryDirectory(prefix="dgnode-predict-") as tmp:
+        return _predict(options, fetch_run_dir(options.model, uri, tmp))
+
+
+def _predict(options: PredictOptions, run_dir) -> int:
     from pathlib import Path
 
     import pandas as pd
@@ -60,17 +85,17 @@ def run_predict(options: PredictOptions) -> int:
     from dgnode.errors import InputError
     from dgnode.streaming.causal import require_causal
     from dgnode.streaming.replay import predict_dialogues, select_conversations, stream_dialogues
-    from dgnode.training.rundir import RunDir
     from dgnode.training.best import load_run
+    from dgnode.training.rundir import RunDir
 
-    run = RunDir(options.run)
+    run = RunDir(run_dir)
     if options.stream:
         require_causal(run.read_config().model, where=str(run.config_path))
     else:
         run.read_config()  # a clear error before anything heavy is loaded
         if options.verify or options.media:
             raise InputError("--verify and --media need --stream")
-    trainer, config = load_run(options.run, store=options.store, device=options.device)
+    trainer, config = load_run(run_dir, store=options.store, device=options.device)
     conversations = select_conversations(trainer.data, options.dialog, options.split, options.limit, config.data.store)
     console = Console(width=max(Console().width, 120))
     on_row = None if options.quiet else (lambda row: _print_row(console, row))
@@ -93,7 +118,7 @@ def _summary(options: PredictOptions, model: str, dialogues: int, frame, replay)
     from dgnode.streaming.predictor import latency_summary
 
     labelled = frame[frame["true"] != ""]
-    table = Table(title=f"predict {'--stream ' if options.stream else ''}{options.run} ({model})", show_header=False)
+    table = Table(title=f"predict {'--stream ' if options.stream else ''}{options.run or options.model} ({model})", show_header=False)
     table.add_column("key", style="bold")
     table.add_column("value")
     table.add_row("dialogues / utterances", f"{dialogues} / {len(frame)}")

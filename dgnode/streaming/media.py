@@ -33,7 +33,7 @@ class MediaEncoder:
     def __init__(self, metadata: StoreMetadata, checkpoint: str | None = None, device: str = "cpu") -> None:
         from dgnode.embedding.actor import EmbedActor
         from dgnode.embedding.model import sha256_file
-        from dgnode.media.utterance import MediaConfig
+        from dgnode.media.config import MediaConfig
 
         kind = metadata.extra.get("model_kind")
         if metadata.source != "imagebind" or kind not in ("tiny", "huge"):

@@ -23,10 +23,11 @@ level (:attr:`StreamingPredictor.exact` is ``False``).
 
 Features are pushed *raw* (as the feature store holds them) and normalised exactly as
 :func:`dgnode.features.dataset.load_conversations` normalised the training data, with the
-statistics fitted on the train split of the run's store. Speakers are given as an index among
-the dialogue's speakers or as a name: names are indexed by their position among the sorted
-participant names passed to :meth:`~StreamingPredictor.start` (the dataset's convention), or,
-without a participant list, in order of first appearance.
+statistics the run's checkpoint carries (fitted on its train split when it was trained). Speakers
+are given as an index among the dialogue's speakers or as a name: names are indexed in order of
+first appearance in the dialogue, the dataset's convention
+(:data:`dgnode.features.dataset.SPEAKER_ORDER`), so a prefix's indices never depend on later
+utterances; a participant list passed to :meth:`~StreamingPredictor.start` only checks names.
 """
 
 from __future__ import annotations
@@ -137,8 +138,8 @@ class StreamingPredictor:
         """The best model of a finished run (``config.yaml`` + ``best.pt``).
 
         The run must be causal (refused with :class:`NotCausalError` before anything heavy is
-        loaded). The run's store (or ``store``) is read to refit the normalisation statistics
-        on its train split, as training did.
+        loaded). The features are normalised with the checkpoint's statistics
+        (:func:`dgnode.training.best.load_run`), never refitted on the store.
         """
         from dgnode.training.rundir import RunDir
         from dgnode.training.best import load_run
@@ -159,8 +160,8 @@ class StreamingPredictor:
     def start(self, dialog_id: str | None = None, speakers: Sequence[str] | None = None) -> None:
         """Begin a new dialogue, forgetting the previous one.
 
-        ``speakers``: the participants' names, if known; a name's index is its position among
-        the sorted distinct names, as in the training data.
+        ``speakers``: the participants' names, if known: a pushed name must be one of them. A
+        name's index is its rank of first appearance in the dialogue, as in the training data.
         """
         self.dialog_id = dialog_id
         self._participants = sorted(set(map(str, speakers))) if speakers is not None else None
@@ -247,9 +248,7 @@ class StreamingPredictor:
             if self._participants is not None:
                 if speaker not in self._participants:
                     raise InputError(f"speaker {speaker!r} is not a participant of dialogue {self.dialog_id} ({self._participants})")
-                index = self._participants.index(speaker)
-            else:
-                index = self._speaker_names.setdefault(speaker, len(self._speaker_names))
+            index = self._speaker_names.setdefault(speaker, len(self._speaker_names))
         else:
             raise InputError(f"speaker must be an index or a name, got {speaker!r}")
         if not 0 <= index < self.num_speakers:

@@ -2,9 +2,12 @@
 
 * :mod:`dgnode.tracking.runs`: :func:`ensure_experiment`, :func:`tracked_run` /
   :class:`TrackedRun` (params, per-epoch metrics, evaluations, models), :func:`end_dangling_runs`;
+* :mod:`dgnode.tracking.logged_model`: the registered model, a pyfunc that loads without unpickling
+  (:class:`DialogueModel`, :func:`fetch_run_dir` for ``dgnode predict --model``);
 * :mod:`dgnode.tracking.provenance`: :func:`provenance_tags` (git commit, library versions);
 * :mod:`dgnode.tracking.evaluation`: one split's evaluation as metrics, CSVs and a confusion figure;
-* :mod:`dgnode.tracking.server`: :func:`resolve_tracking_uri`, :func:`check_tracking_uri`;
+* :mod:`dgnode.tracking.server`: :func:`resolve_tracking_uri`, :func:`check_tracking_uri`,
+  :func:`bounded_http_retries`, :func:`server_unreachable`;
 * :mod:`dgnode.tracking.compare`: :func:`compare_runs` (``dgnode compare``).
 
 Importing the package does not load MLflow: every module imports it where it is used.
@@ -23,7 +26,13 @@ from dgnode.tracking.runs import (
     ensure_experiment,
     tracked_run,
 )
-from dgnode.tracking.server import TrackingUnavailableError, check_tracking_uri, resolve_tracking_uri
+from dgnode.tracking.server import (
+    TrackingUnavailableError,
+    bounded_http_retries,
+    check_tracking_uri,
+    resolve_tracking_uri,
+    server_unreachable,
+)
 
 __all__ = [
     "EPOCH_METRICS",
@@ -32,6 +41,7 @@ __all__ = [
     "TrackedRun",
     "TrackingError",
     "TrackingUnavailableError",
+    "bounded_http_retries",
     "check_tracking_uri",
     "child_runs",
     "compare_runs",
@@ -44,5 +54,6 @@ __all__ = [
     "provenance_tags",
     "render_table",
     "resolve_tracking_uri",
+    "server_unreachable",
     "tracked_run",
 ]

@@ -14,7 +14,7 @@ Typical use (the driver resolves and checks the URI and creates the experiment f
         for epoch in ...:
             run.log_epoch({"epoch": epoch, "train_loss": ..., "valid_wf1": ...})
         run.log_evaluation(report, split="test")
-        run.log_model(model, registered_name="dgode-iemocap")
+        run.log_model(config, trainer.model_state(), data.normalisation, registered_name="dgode-iemocap")
 
 The run ends FINISHED when the block exits normally, FAILED on an exception (with the error as
 the ``dgnode.error`` tag) and KILLED on ``KeyboardInterrupt``/``SystemExit``; see
@@ -56,6 +56,7 @@ __all__ = [
 
 # Metric names written once per epoch by trainers and trials (the contract with `dgnode compare`).
 EPOCH_METRICS = ("train_loss", "valid_wf1", "valid_acc", "nfe", "epoch_time")
+DIAGNOSTIC_PREFIX = "diag_"  # model diagnostics per epoch (e.g. diag_ode_growth_bound), logged with them
 # MLflow caps a param value at 6000 characters and a log_batch call at 100 params / 1000 metrics.
 MAX_PARAM_LENGTH = 6000
 PARAMS_PER_BATCH = 100
@@ -160,9 +161,9 @@ class TrackedRun:
             self.client.log_batch(self.run_id, metrics=items[start : start + METRICS_PER_BATCH], synchronous=True)
 
     def log_epoch(self, metrics: Mapping[str, Any]) -> None:
-        """Log the per-epoch metrics (:data:`EPOCH_METRICS`) at step ``metrics["epoch"]``."""
+        """Log the per-epoch metrics (:data:`EPOCH_METRICS`, :data:`DIAGNOSTIC_PREFIX`) at step ``metrics["epoch"]``."""
         step = int(metrics.get("epoch", 0))
-        self.log_metrics({k: metrics[k] for k in EPOCH_METRICS if k in metrics}, step=step)
+        self.log_metrics({k: v for k, v in metrics.items() if k in EPOCH_METRICS or k.startswith(DIAGNOSTIC_PREFIX)}, step=step)
 
     # -- artifacts -----------------------------------------------------------------------------
     def log_dict(self, data: Mapping[str, Any], artifact_file: str) -> None:
@@ -199,31 +200,45 @@ class TrackedRun:
         return metrics
 
     # -- models --------------------------------------------------------------------------------
-    def log_model(self, model: Any, registered_name: str | None = None, name: str = "model") -> tuple[str, str | None]:
-        """Log a torch module with ``mlflow.pytorch`` and register it; returns ``(model_uri, version)``.
+    def log_model(self, config: Any, state: Mapping[str, Any], normalisation: Mapping[str, Any] | None = None,
+                  registered_name: str | None = None, name: str = "model") -> tuple[str, str | None]:
+        """Log a trained model and register it; returns ``(model_uri, version)``.
 
-        Pickle serialisation: DGODE's forward takes a conversation batch, not a tensor, so the
-        ``pt2`` graph export (MLflow's default) cannot trace it. Requirements are listed
+        ``config``: its TrainConfig; ``state``: its best-model state (weights, dims, label names,
+        speakers: :meth:`~dgnode.training.trainer.Trainer.model_state`); ``normalisation``: the
+        training data's. The model is a pyfunc that loads without unpickling
+        (:mod:`dgnode.tracking.logged_model`): DGODE's forward takes a conversation batch, not a
+        tensor, so neither MLflow's ``pt2`` export nor a plain tensor signature fits it, and
+        ``mlflow.pytorch``'s pickle format would run code on load. Requirements are listed
         explicitly; MLflow's inference would re-import the model in a subprocess (seconds).
         """
-        import mlflow
-        import mlflow.pytorch
+        import tempfile
 
-        requirements = model_requirements()
+        import mlflow
+        from mlflow.models import Model
+
+        from dgnode.tracking.logged_model import MODEL_CODE, RUN_ARTIFACT, write_run_dir
+
         mlflow.set_tracking_uri(self.tracking_uri)
-        try:
-            # MLflow 3 files the LoggedModel under the *active* experiment, not the run's.
-            mlflow.set_experiment(experiment_id=self.experiment_id)
-            info = mlflow.pytorch.log_model(
-                model,
-                name=name,
-                run_id=self.run_id,
-                registered_model_name=registered_name,
-                serialization_format="pickle",
-                pip_requirements=requirements,
-            )
-        except mlflow.exceptions.MlflowException as error:
-            raise TrackingError(f"logging the model of run {self.run_id} failed: {error}") from None
+        with tempfile.TemporaryDirectory(prefix="dgnode-model-") as tmp:
+            # MLflow names the artifact's directory after the staged one.
+            staging = str(Path(tmp) / RUN_ARTIFACT)
+            write_run_dir(staging, config, state, _jsonable(normalisation or {"method": "none"}))
+            try:
+                # MLflow 3 files the LoggedModel under the *active* experiment, not the run's.
+                mlflow.set_experiment(experiment_id=self.experiment_id)
+                info = Model.log(
+                    artifact_path=None,
+                    name=name,
+                    flavor=mlflow.pyfunc,
+                    run_id=self.run_id,
+                    python_model=str(MODEL_CODE),
+                    artifacts={RUN_ARTIFACT: staging},
+                    registered_model_name=registered_name,
+                    pip_requirements=model_requirements(),
+                )
+            except mlflow.exceptions.MlflowException as error:
+                raise TrackingError(f"logging the model of run {self.run_id} failed: {error}") from None
         version = info.registered_model_version
         return info.model_uri, (str(version) if version is not None else None)
 

@@ -12,13 +12,17 @@ would silently give each of them its own database.
 
 :func:`check_tracking_uri` fails fast. MLflow's HTTP client retries a refused connection with
 exponential back-off for minutes; a search should instead stop in a second with one line that
-names the URI and what to do.
+names the URI and what to do. :func:`bounded_http_retries` bounds those retries where a
+long-running driver must notice a lost server in seconds (a search's MLflow callback), and
+:func:`server_unreachable` tells a lost server from an MLflow error.
 """
 
 from __future__ import annotations
 
 import base64
 import os
+from contextlib import contextmanager
+from typing import Iterator, Mapping
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -26,10 +30,18 @@ from pathlib import Path
 
 from dgnode.errors import DgnodeError
 
-__all__ = ["DEFAULT_DATABASE", "TrackingUnavailableError", "check_tracking_uri", "resolve_tracking_uri"]
+__all__ = ["DEFAULT_DATABASE", "SEARCH_HTTP_LIMITS", "TrackingUnavailableError", "bounded_http_retries",
+           "check_tracking_uri", "resolve_tracking_uri", "server_unreachable"]
 
 DEFAULT_DATABASE = "mlflow.db"
 SQLITE_HEADER = b"SQLite format 3\x00"
+# MLflow's defaults (7 retries, back-off factor 2, 120 s timeout) keep a client on a lost server
+# for minutes. With these a refused call gives up in about 3 s, a hung server in about 35 s.
+SEARCH_HTTP_LIMITS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+}
 
 
 class TrackingUnavailableError(DgnodeError):
@@ -80,6 +92,35 @@ def check_tracking_uri(uri: str, timeout_s: float = 3.0) -> None:
             _check_sqlite_file(Path(raw), uri)
     elif parsed.scheme == "file":
         _check_directory(Path(urllib.parse.unquote(parsed.path)), uri, create_ok=True)
+
+
+@contextmanager
+def bounded_http_retries(limits: Mapping[str, str] = SEARCH_HTTP_LIMITS) -> Iterator[None]:
+    """Within the block, MLflow's HTTP calls give up after ``limits`` (MLflow reads these
+    variables at every request); values the user set in the environment win."""
+    saved = {name: os.environ.get(name) for name in limits}
+    for name, value in limits.items():
+        os.environ.setdefault(name, value)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def server_unreachable(uri: str, timeout_s: float = 3.0) -> str | None:
+    """Why the ``http(s)://`` tracking server ``uri`` cannot be reached right now (e.g.
+    ``"[Errno 111] Connection refused"``); ``None`` when it answers, or ``uri`` is no server."""
+    if urllib.parse.urlparse(uri).scheme not in ("http", "https"):
+        return None
+    try:
+        _http_get(f"{uri.rstrip('/')}/health", timeout_s)
+    except OSError as error:
+        return str(getattr(error, "reason", error))
+    return None
 
 
 def _check_http(base: str, timeout_s: float) -> None:

@@ -2,6 +2,8 @@
 
 * :mod:`~dgnode.training.config`: :class:`TrainConfig` (every training option, declared once);
 * :mod:`~dgnode.training.trainer`: :class:`Trainer`, the epoch step and evaluation;
+* :mod:`~dgnode.training.optim`: the optimiser's parameter groups and the LR schedule;
+* :mod:`~dgnode.training.provenance`: what a checkpoint records about its inputs, and reloading;
 * :mod:`~dgnode.training.loop`: :func:`run_epochs` with hooks, :func:`fit` (``dgnode train``);
 * :mod:`~dgnode.training.checkpointing`: the hooks under Ray Train and Tune;
 * :mod:`~dgnode.training.distributed`: Ray Train runs (:func:`train_and_track`);
@@ -11,25 +13,15 @@
 Names resolve lazily (PEP 562), so ``dgnode --help`` does not load torch.
 """
 
-from __future__ import annotations
+from dgnode.lazy import lazy_exports
 
-import importlib
-from typing import Any
-
-_EXPORTS = {
-    "TrainConfig": "config", "load_train_config": "config",
-    "Trainer": "trainer", "EvalResult": "evaluation",
-    "FitResult": "loop", "Hooks": "loop", "StopTraining": "loop", "TrainingDiverged": "loop", "fit": "loop",
-    "run_epochs": "loop",
-    "load_run": "best", "evaluate_and_register": "best",
-    "DistributedSettings": "distributed", "run_distributed": "distributed", "train_and_track": "distributed",
-    "RunDir": "rundir",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'dgnode.training' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"dgnode.training.{_EXPORTS[name]}"), name)
+__all__, __getattr__ = lazy_exports(__name__, {
+    "dgnode.training.config": ("TrainConfig", "load_train_config"),
+    "dgnode.training.trainer": ("Trainer",),
+    "dgnode.training.evaluation": ("EvalResult",),
+    "dgnode.training.loop": ("FitResult", "Hooks", "StopTraining", "TrainingDiverged", "fit", "run_epochs"),
+    "dgnode.training.best": ("load_run", "evaluate_and_register"),
+    "dgnode.training.provenance": ("StoreChangedWarning", "reload_data"),
+    "dgnode.training.distributed": ("DistributedSettings", "run_distributed", "train_and_track"),
+    "dgnode.training.rundir": ("RunDir",),
+})

@@ -32,17 +32,19 @@ def restore_best(trainer: Trainer, state: dict[str, Any]) -> None:
 
 def load_run(run_dir: str | Path, store: str | None = None, device: str | None = None) -> tuple[Trainer, Any]:
     """A :class:`Trainer` holding the best model of a finished run; ``store`` overrides the
-    feature store its config names."""
-    from dgnode.features.dataset import load_conversations
+    feature store its config names. The features are normalised with the checkpoint's statistics,
+    never refitted (:func:`dgnode.training.provenance.reload_data`)."""
+    from dgnode.training.provenance import reload_data
 
     run = RunDir(run_dir)
     run.require_finished()
     config = run.read_config({"data.store": store} if store else None)
     if config.data.store is None:
         raise InputError("the run's config names no data.store; pass --store", path=str(run.config_path))
-    data = load_conversations(config.data.store, config.data.modalities, config.data.normalise)
+    state = run.load_model("cpu")
+    data = reload_data(config.data.store, state, config)
     trainer = Trainer(config, data, device=device)
-    trainer.load_state_dict(run.load_model(trainer.device))
+    trainer.load_state_dict(state)
     return trainer, config
 
 
@@ -69,5 +71,5 @@ def evaluate_and_register(config: Any, data: Any, state: dict[str, Any], run: An
     test = trainer.evaluate("test", keep_representations=False).summary() if data.split("test") else {}
     if test:
         run.log_evaluation(test, data.label_names, split="test")
-    model_uri, version = run.log_model(trainer.core_model, registered_name=registered_name)
+    model_uri, version = run.log_model(config, state, data.normalisation, registered_name=registered_name)
     return BestModel(test, model_uri, version)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
+
+from dgnode.tracking.runs import DIAGNOSTIC_PREFIX
 
 __all__ = ["EvalResult", "epoch_metrics"]
 
@@ -48,9 +50,14 @@ class EvalResult:
         }
 
 
-def epoch_metrics(epoch: int, stats: dict[str, float], valid: EvalResult) -> dict[str, float]:
+def epoch_metrics(epoch: int, stats: dict[str, float], valid: EvalResult,
+                  diagnostics: Mapping[str, float] | None = None) -> dict[str, float]:
     """What the training loop reports after an epoch: ``stats`` from
-    :meth:`~dgnode.training.trainer.Trainer.train_epoch`, ``valid`` from its ``evaluate``."""
+    :meth:`~dgnode.training.trainer.Trainer.train_epoch`, ``valid`` from its ``evaluate``, and
+    the model's ``diagnostics`` (:meth:`~dgnode.training.trainer.Trainer.diagnostics`, e.g. the
+    graph ODE's growth bound), each under :data:`~dgnode.tracking.runs.DIAGNOSTIC_PREFIX`, the
+    prefix MLflow logging recognises."""
+    extra = {f"{DIAGNOSTIC_PREFIX}{k}": float(v) for k, v in (diagnostics or {}).items()}
     return {
         "epoch": epoch,
         "train_loss": stats["train_loss"],
@@ -59,4 +66,5 @@ def epoch_metrics(epoch: int, stats: dict[str, float], valid: EvalResult) -> dic
         "valid_loss": valid.loss,
         "nfe": stats["nfe"],
         "epoch_time": stats["epoch_time"],
+        **extra,
     }

@@ -7,9 +7,9 @@ after every epoch, resumed from it). They differ only in how the :class:`Trainer
 DDP-wrapped model, the worker's rank) and in the hooks.
 
 Per epoch: train (:meth:`Trainer.train_epoch`), stop on a NaN/inf loss (:class:`TrainingDiverged`),
-evaluate valid, keep the best model by valid weighted F1, then ``hooks.end_epoch``; a hook raising
-:class:`StopTraining` (an ASHA-like callback) ends training after the epoch, and so does the
-config's patience.
+evaluate valid, step the LR schedule (:meth:`Trainer.step_schedule`), keep the best model by
+valid weighted F1, then ``hooks.end_epoch``; a hook raising :class:`StopTraining` (an ASHA-like callback) ends
+training after the epoch, and so does the config's patience.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from dgnode.errors import DgnodeError, InputError
+from dgnode.tracking.runs import DIAGNOSTIC_PREFIX
 from dgnode.training.evaluation import EvalResult, epoch_metrics
 from dgnode.training.rundir import RunDir
 from dgnode.training.trainer import Trainer
@@ -57,8 +58,9 @@ class LoopResult:
 
 def run_epochs(trainer: Trainer, hooks: Hooks, epochs: int | None = None) -> LoopResult:
     """Train ``trainer`` from where ``hooks.resume`` leaves it up to ``epochs`` (default
-    ``train.epochs``). Each epoch's metrics: :func:`~dgnode.training.evaluation.epoch_metrics`
-    plus ``best_valid_wf1``, ``best_epoch``, ``early_stopped`` (1 when patience ends training
+    ``train.epochs``). The LR schedule steps after each validation. Each epoch's metrics:
+    :func:`~dgnode.training.evaluation.epoch_metrics` plus ``best_valid_wf1``, ``best_epoch``,
+    ``lr`` (the rate the epoch trained with), ``early_stopped`` (1 when patience ends training
     after this epoch) and ``last`` (1 on the final epoch)."""
     epochs = epochs or trainer.config.train.epochs
     history = list(hooks.resume(trainer))
@@ -68,11 +70,13 @@ def run_epochs(trainer: Trainer, hooks: Hooks, epochs: int | None = None) -> Loo
         if not math.isfinite(stats["train_loss"]):
             raise TrainingDiverged(f"train loss is {stats['train_loss']} at epoch {epoch}: training diverged")
         valid = trainer.evaluate("valid", keep_representations=False)
+        lr = trainer.lr  # the rate this epoch trained with; the schedule then sets the next one
+        trainer.step_schedule(valid.loss)
         if trainer.update_best(epoch, valid.weighted_f1):
             hooks.new_best(trainer, valid, epoch)
         patience_stop = trainer.should_stop()
-        metrics = {**epoch_metrics(epoch, stats, valid), "best_valid_wf1": trainer.best_valid_wf1,
-                   "best_epoch": trainer.best_epoch, "early_stopped": int(patience_stop),
+        metrics = {**epoch_metrics(epoch, stats, valid, trainer.diagnostics()), "best_valid_wf1": trainer.best_valid_wf1,
+                   "best_epoch": trainer.best_epoch, "lr": lr, "early_stopped": int(patience_stop),
                    "last": int(patience_stop or epoch == epochs - 1)}
         history.append(metrics)
         try:
@@ -99,16 +103,21 @@ class LocalHooks(Hooks):
         self.run, self.callbacks = run, list(callbacks)
         self.bar = progress_bar(total=total, desc=f"train {name}", unit="epoch", enabled=progress)
 
+    @classmethod
+    def reported(cls, metrics: dict[str, Any]) -> dict[str, Any]:
+        """The metrics a local run keeps: :attr:`REPORTED` and the model's diagnostics."""
+        return {k: v for k, v in metrics.items() if k in cls.REPORTED or k.startswith(DIAGNOSTIC_PREFIX)}
+
     def new_best(self, trainer: Trainer, valid: EvalResult, epoch: int) -> None:
         self.run.save_model(trainer.model_state(valid=valid.summary(), best_epoch=epoch))
 
     def end_epoch(self, trainer: Trainer, metrics: dict[str, Any], history: list[dict[str, Any]]) -> None:
-        self.run.write_history([{k: h[k] for k in self.REPORTED} for h in history])
+        self.run.write_history([self.reported(h) for h in history])
         self.bar.update(1)
         self.bar.set_postfix(loss=f"{metrics['train_loss']:.3f}", valid_wf1=f"{metrics['valid_wf1']:.3f}",
                              best=trainer.best_epoch)
         for callback in self.callbacks:
-            callback(metrics["epoch"], {k: metrics[k] for k in self.REPORTED})
+            callback(metrics["epoch"], self.reported(metrics))
 
     def close(self) -> None:
         self.bar.close()
@@ -159,7 +168,7 @@ def fit(config: Any, data: Any, out_dir: str | Path, callbacks: Sequence[Callabl
         loop = run_epochs(trainer, hooks)
     finally:
         hooks.close()
-    history = [{k: h[k] for k in LocalHooks.REPORTED} for h in loop.history]
+    history = [LocalHooks.reported(h) for h in loop.history]
     restore_best(trainer, run.load_model(trainer.device))
     test = trainer.evaluate("test") if data.split("test") else None
     report = build_report(config=config, data=data, trainer=trainer, history=history, test=test, stopped=loop.stopped,

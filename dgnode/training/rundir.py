@@ -7,6 +7,7 @@ A finished run (``dgnode train --out DIR``, a study run, a tuned trial's checkpo
     history.json    per-epoch metrics                   (RunDir.write_history / read_history)
     report.json     metrics, data summary, figure names (RunDir.write_report / read_report)
     state.pt        everything to resume (checkpoints of Ray Train and Tune only)
+    model.json      inputs of a logged model: dims, labels, normalisation (RunDir.write_model_card)
 
 Checkpoints are written with ``torch.save`` and read with ``torch.load(weights_only=True)``: no
 pickled code runs when a run is loaded.
@@ -32,6 +33,7 @@ class RunDir:
     STATE = "state.pt"
     HISTORY = "history.json"
     REPORT = "report.json"
+    MODEL_CARD = "model.json"
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -105,6 +107,16 @@ class RunDir:
             return json.loads(self.report_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
+
+    def write_model_card(self, card: dict[str, Any]) -> None:
+        write_json(self.path / self.MODEL_CARD, card)
+
+    def read_model_card(self) -> dict[str, Any]:
+        path = self.path / self.MODEL_CARD
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise InputError(f"unreadable model card ({error})", path=str(path)) from None
 
     def copy_best_to(self, other: "RunDir") -> None:
         import shutil

@@ -6,11 +6,13 @@ single process, a Ray Train worker and a Tune trial alike through hooks.
 
 Loss: cross-entropy over labelled utterances (label ``-1`` ignored), optionally weighted by
 inverse class frequency on the train split, ``w_c = n / (C n_c)`` (0 for classes absent from
-train). Optimiser: Adam with L2 ``weight_decay``.
+train). Optimiser and schedule: :mod:`dgnode.training.optim` (Adam, L2 on matrices, an optional
+per-epoch LR schedule whose state is part of :meth:`Trainer.state_dict`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from typing import Any, Callable, Sequence
@@ -27,7 +29,9 @@ from dgnode.reporting.metrics import classification_metrics
 from dgnode.training.batches import epoch_batches, shard_of_batch
 from dgnode.training.config import TrainConfig
 from dgnode.training.evaluation import EvalResult
-from dgnode.training.reproducibility import derive_seed, seed_everything
+from dgnode.training.provenance import describe_inputs
+from dgnode.training.optim import build_optimizer, build_schedule, step_schedule
+from dgnode.training.reproducibility import derive_seed, explain_nondeterminism, seed_everything
 
 __all__ = ["Trainer"]
 
@@ -69,10 +73,10 @@ class Trainer:
             if isinstance(module, GraphODE):
                 module.nfe_cap = config.train.nfe_cap
         self.model = wrap_model(self.core_model) if wrap_model is not None else self.core_model
-        self.optimizer = torch.optim.Adam(
-            self.core_model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay
-        )
+        self.optimizer = build_optimizer(self.core_model, config.optim)
+        self.schedule = build_schedule(self.optimizer, config.optim, config.train.epochs)
         self.class_weights = self._class_weights() if config.train.class_weights else None
+        self.inputs = describe_inputs(config, data, self.modalities)
         self.epoch = 0  # epochs completed
         self.best_valid_wf1 = -math.inf
         self.best_epoch = -1
@@ -118,17 +122,20 @@ class Trainer:
             normaliser = float(weights[global_labels[labelled]].sum()) if weights is not None else float(labelled.sum())
             mine = shard_of_batch(indices, rank, world)
             batch = collate([conversations[i] for i in (mine or indices[:1])]).to(self.device)
-            output = self.model(batch)
-            if mine and normaliser > 0 and bool((batch.labels >= 0).any()):
-                summed = per_utterance(output.logits, batch.labels)
-                loss = summed * (world / normaliser)
-                # This shard's part of L(B) times the batch's labelled count: summed over ranks
-                # and batches, the numerator of the epoch's mean loss.
-                loss_sum += float(summed.detach()) / normaliser * int(labelled.sum())
-            else:
-                loss = output.logits.sum() * 0.0
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            with explain_nondeterminism():
+                with self.autocast():
+                    output = self.model(batch)
+                logits = output.logits.float()
+                if mine and normaliser > 0 and bool((batch.labels >= 0).any()):
+                    summed = per_utterance(logits, batch.labels)
+                    loss = summed * (world / normaliser)
+                    # This shard's part of L(B) times the batch's labelled count: summed over ranks
+                    # and batches, the numerator of the epoch's mean loss.
+                    loss_sum += float(summed.detach()) / normaliser * int(labelled.sum())
+                else:
+                    loss = logits.sum() * 0.0
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
             if config.train.grad_clip is not None:
                 nn.utils.clip_grad_norm_(self.core_model.parameters(), config.train.grad_clip)
             self.optimizer.step()
@@ -146,6 +153,21 @@ class Trainer:
             "epoch_time": time.perf_counter() - started,
             "batches": len(batches),
         }
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """bf16 autocast on CUDA when ``train.amp`` (the graph ODE opts out: float32 inside)."""
+        if self.config.train.amp and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def step_schedule(self, valid_loss: float) -> None:
+        """The end-of-epoch step of ``optim.schedule`` (the loop calls it after validation)."""
+        step_schedule(self.schedule, valid_loss)
+
+    @property
+    def lr(self) -> float:
+        """The current learning rate (of the first parameter group; every group shares it)."""
+        return float(self.optimizer.param_groups[0]["lr"])
 
     def seed_dropout(self, epoch: int) -> None:
         """Seed torch's global stream for ``epoch``'s dropout masks: rank 0 draws the
@@ -170,7 +192,8 @@ class Trainer:
         try:
             for batch in iterate_batches(conversations, self.config.train.batch_size, shuffle=False):
                 batch_device = batch.to(self.device)
-                output = model(batch_device)
+                with explain_nondeterminism(), self.autocast():
+                    output = model(batch_device)
                 logits.append(output.logits.float().cpu())
                 if keep_representations and output.representations is not None:
                     representations.append(output.representations.float().cpu())
@@ -205,6 +228,12 @@ class Trainer:
             representations=torch.cat(representations).numpy() if representations else None,
         )
 
+    def diagnostics(self) -> dict[str, float]:
+        """The model's own per-epoch diagnostics (its ``diagnostics()`` method, if it has one:
+        DGODE's ODE growth bound and ``W``'s spectrum); empty otherwise."""
+        report = getattr(self.core_model, "diagnostics", None)
+        return dict(report()) if callable(report) else {}
+
     # -- early stopping --------------------------------------------------------------------
     def update_best(self, epoch: int, valid_wf1: float) -> bool:
         """Record a validation score; ``True`` when it beats every earlier one."""
@@ -222,10 +251,12 @@ class Trainer:
 
     # -- checkpoints -----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to resume: model, optimiser, epoch and early-stopping state."""
+        """Everything needed to resume (model, optimiser, LR schedule, epoch and early-stopping
+        state) and to reload the model on its own (:func:`dgnode.training.provenance.describe_inputs`)."""
         return {
             "model": self.core_model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict() if self.schedule is not None else None,
             "epoch": self.epoch,
             "best_valid_wf1": self.best_valid_wf1,
             "best_epoch": self.best_epoch,
@@ -234,6 +265,9 @@ class Trainer:
             "dims": dict(self.dims),
             "label_names": list(self.data.label_names),
             "num_speakers": self.data.num_speakers,
+            # modalities, normalisation statistics, speaker rule, store fingerprint, versions:
+            # what reloading the model needs (dgnode.training.provenance)
+            **self.inputs,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -246,6 +280,8 @@ class Trainer:
         self.core_model.load_state_dict(state["model"])
         if "optimizer" in state:
             self.optimizer.load_state_dict(state["optimizer"])
+        if self.schedule is not None and state.get("schedule") is not None:
+            self.schedule.load_state_dict(state["schedule"])
         self.epoch = int(state.get("epoch", self.epoch))
         self.best_valid_wf1 = float(state.get("best_valid_wf1", self.best_valid_wf1))
         self.best_epoch = int(state.get("best_epoch", self.best_epoch))
@@ -255,7 +291,7 @@ class Trainer:
         """A model-only checkpoint (weights, config, input dims, labels, ``extra``): what
         :meth:`dgnode.training.rundir.RunDir.save_model` writes as ``best.pt``."""
         state = self.state_dict()
-        del state["optimizer"]
+        del state["optimizer"], state["schedule"]
         state.update(extra)
         return state
 

@@ -17,7 +17,10 @@ KILLED and reports itself interrupted. ``resume=True`` continues it with ``Tuner
 trainable, resume_unfinished=True, resume_errored=False, restart_errored=False)``: finished and
 failed trials are kept as they are, unfinished ones continue from their last checkpoint (and
 their MLflow runs are reopened), and the searcher and scheduler state come back with the
-experiment. ``OUT/search.json`` records everything needed to resume.
+experiment. ``OUT/search.json`` records everything needed to resume. A tracking server lost
+mid-search stops it the same way, then raises :class:`TrackingLostError` (the MLflow writes it
+missed are made on resume); a resume first refuses a directory others can write
+(:mod:`dgnode.tuning.trust`): Tune's restore unpickles what is in it.
 
 MLflow is written by the driver only (:mod:`dgnode.tuning.mlflow_callback`), never by trials.
 ASHA's default grace period is 4 epochs: ``bench/bench_asha.py`` measured that a first rung
@@ -36,8 +39,11 @@ from typing import Any
 from dgnode.atomic import write_json
 from dgnode.errors import DgnodeError, InputError
 from dgnode.ray_session import ray_session
+from dgnode.tracking.server import bounded_http_retries
 from dgnode.tuning.callbacks import SessionStop, TrialLedger, read_ledger
+from dgnode.tuning.mlflow_callback import MLflowTrialCallback, TrackingLostError
 from dgnode.tuning.settings import TuneSettings
+from dgnode.tuning.trust import refuse_untrusted
 from dgnode.tuning.tuner import build_tuner, check_trial_fits
 from dgnode.tuning.results import SELECTION_METRIC, TrialSummary, plain, sweep_runs, trial_finished, trial_summaries, tune_trials
 
@@ -95,6 +101,7 @@ def run_search(
     out = Path(out_dir).resolve()
     record_path = out / SEARCH_RECORD
     if resume:
+        refuse_untrusted(out)  # Tune's restore unpickles what is in there
         if not record_path.exists():
             raise InputError(f"no search to resume: {SEARCH_RECORD} is missing (run without --resume first)", path=str(out))
         record = _read_record(record_path)
@@ -162,9 +169,13 @@ def _search(out, record, base_config, space, space_path, data, settings, uri, re
     outcome = SearchOutcome(str(out), uri, experiment_id, parent_run_id, interrupted=False)
     SessionStop.limit = stop_after
     TrialLedger.path = str(out / LEDGER_FILE)
+    MLflowTrialCallback.lost = None
     try:
-        results = build_tuner(out, base_config, space, data, settings, epochs, uri, experiment_id, parent_run_id,
-                              tags, resume, progress).fit()
+        with bounded_http_retries():  # a lost server stops the search in seconds, not minutes
+            results = build_tuner(out, base_config, space, data, settings, epochs, uri, experiment_id, parent_run_id,
+                                  tags, resume, progress).fit()
+        if MLflowTrialCallback.lost is not None:
+            raise TrackingLostError(uri, MLflowTrialCallback.lost, out)
         ledger = read_ledger(out / LEDGER_FILE)
         outcome.trials = trial_summaries(results, ledger)
         finished = sum(trial_finished(t, ledger) for t in tune_trials(results))
@@ -175,7 +186,8 @@ def _search(out, record, base_config, space, space_path, data, settings, uri, re
             write_json(out / SEARCH_RECORD, {**_plain_record(record), "completed": True,
                                              "final_run_id": outcome.final_run_id})
     except BaseException as error:
-        _end_parent(uri, parent_run_id, "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED", error)
+        if not isinstance(error, TrackingLostError):  # else nothing reaches the server: resume as it is
+            _end_parent(uri, parent_run_id, "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED", error)
         raise
     finally:
         SessionStop.limit = None

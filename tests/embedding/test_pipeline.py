@@ -15,8 +15,8 @@ from dgnode.embedding.cli import COMMANDS
 from dgnode.embedding.config import ExtractConfig
 from dgnode.embedding.pipeline import run_extraction
 from dgnode.features.store import FeatureStore
-from dgnode.media.utterance import MediaConfig, preprocess_batch
-from dgnode.media.video import CLIP_MEAN, CLIP_STD
+from dgnode.media.config import CLIP_MEAN, CLIP_STD, MediaConfig
+from dgnode.media.utterance import preprocess_batch
 
 from .conftest import BROKEN, FALLBACK, GOOD
 

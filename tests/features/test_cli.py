@@ -8,10 +8,8 @@ import os
 import pickle
 
 import numpy as np
-import pytest
 
 from dgnode.command import run_command
-from dgnode.errors import InputError
 from dgnode.features.cli import COMMANDS
 from dgnode.features.store import FeatureStore
 

@@ -32,11 +32,11 @@ def test_conversations_are_ordered_with_mapped_speakers_and_labels(make_store):
     assert d1.utt_ids == ["d1_u000_1", "d1_u001_2", "d1_u002_0"]
     torch.testing.assert_close(d1.features["text"], torch.from_numpy(np.stack([_raw(r, 0, 4) for r in (1, 2, 0)])))
     torch.testing.assert_close(d1.features["audio"], torch.from_numpy(np.stack([_raw(r, 1, 3) for r in (1, 2, 0)])))
-    assert d1.speakers.tolist() == [0, 1, 1]  # F, M, M with sorted speakers [F, M]
+    assert d1.speakers.tolist() == [0, 1, 1]  # F, M, M by first appearance
     assert d1.labels.tolist() == [-1, 0, 2]
-    assert d0.speakers.tolist() == [1, 0, 2, 0]  # B, A, C, A with [A, B, C]
+    assert d0.speakers.tolist() == [0, 1, 2, 1]  # B, A, C, A by first appearance
     assert d0.labels.tolist() == [0, 1, 2, 1]
-    assert d2.speakers.tolist() == [0, 0] and d3.speakers.tolist() == [1, 0]
+    assert d2.speakers.tolist() == [0, 0] and d3.speakers.tolist() == [0, 1]  # Q, P by first appearance
     assert d3.labels.tolist() == [-1, 2]
     for c in data.conversations:
         assert c.speakers.dtype == torch.long and c.labels.dtype == torch.long
@@ -147,7 +147,7 @@ def test_collate_concatenates_in_order_with_exact_indices(make_store):
     assert batch.lengths.tolist() == [2, 4, 3]
     assert batch.dialog_index.tolist() == [0, 0, 1, 1, 1, 1, 2, 2, 2]
     assert batch.position.tolist() == [0, 1, 0, 1, 2, 3, 0, 1, 2]
-    assert batch.speakers.tolist() == [0, 0, 1, 0, 2, 0, 0, 1, 1]
+    assert batch.speakers.tolist() == [0, 0, 0, 1, 2, 1, 0, 1, 1]  # speakers by first appearance per dialogue
     assert batch.labels.tolist() == [1, 1, 0, 1, 2, 1, -1, 0, 2]
     assert batch.utt_ids == d2.utt_ids + d0.utt_ids + d1.utt_ids
     torch.testing.assert_close(batch.features["audio"], torch.cat([d2.features["audio"], d0.features["audio"], d1.features["audio"]]))

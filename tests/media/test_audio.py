@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from dgnode.corpus import synth_media
+from dgnode.media.config import AudioConfig
 from dgnode.media.audio import (
-    AudioConfig,
     kaldi_fbank,
     kaldi_window,
     load_utterance_audio,

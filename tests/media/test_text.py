@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dgnode.media.text import TextConfig, clean_transcript, tokenize
+from dgnode.media.config import TextConfig
+from dgnode.media.text import clean_transcript, tokenize
 
 SOT, EOT = 49406, 49407
 

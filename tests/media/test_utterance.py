@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from dgnode.corpus import synth_media
-from dgnode.media.utterance import MediaConfig, preprocess_batch
+from dgnode.media.config import MediaConfig
+from dgnode.media.utterance import preprocess_batch
 
 
 @pytest.fixture()

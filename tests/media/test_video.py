@@ -11,10 +11,8 @@ import torch
 
 from dgnode.corpus import synth_media
 from dgnode.media.clips import clip_timepoints
+from dgnode.media.config import CLIP_MEAN, CLIP_STD, VideoConfig
 from dgnode.media.video import (
-    CLIP_MEAN,
-    CLIP_STD,
-    VideoConfig,
     VideoSource,
     crop_speaker,
     frames_to_imagebind,

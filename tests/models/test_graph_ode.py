@@ -54,25 +54,56 @@ def test_solution_matches_matrix_exponential(config, tolerance, weight_form):
     graph = tiny_graph()
     config.weight = weight_form
     ode = GraphODE(3, config).double()
-    with torch.no_grad():  # a non-trivial W
-        ode.func.basis.copy_(torch.eye(3) + 0.3 * torch.randn(3, 3))
-        if weight_form == "symmetric":
-            ode.func.spectrum.copy_(torch.tensor([0.2, 0.7, 1.5]))  # 1.5 is clamped to 1
+    randomize_weight(ode)
     h0 = torch.randn(graph.num_nodes, 3, dtype=torch.float64)
     adjacency = normalized_adjacency(graph, 0.9, dtype=torch.float64)
     out = ode(h0, adjacency_operator(graph, 0.9, dtype=torch.float64))
-    expected = closed_form(adjacency.to_dense(), ode.func.weight().detach(), h0, 1.3)
+    expected = closed_form(adjacency.to_dense(), ode.mixing().detach(), h0, 1.3)
     torch.testing.assert_close(out, expected, rtol=0, atol=tolerance)
     assert ode.last_nfe > 0
 
 
-def test_symmetric_weight_is_clamped_cgnn_form():
-    ode = GraphODE(2, ODEConfig())
+def randomize_weight(ode: GraphODE, scale: float = 0.3) -> None:
+    """A non-trivial W: a random orthogonal basis and spread eigenvalues (or a random free W)."""
+    mixing = ode.mixing
     with torch.no_grad():
-        ode.func.basis.copy_(torch.tensor([[1.0, 2.0], [0.0, 1.0]]))
-        ode.func.spectrum.copy_(torch.tensor([-0.5, 3.0]))
-    u = torch.tensor([[1.0, 2.0], [0.0, 1.0]])
-    torch.testing.assert_close(ode.func.weight(), u @ torch.diag(torch.tensor([0.0, 1.0])) @ u.t())
+        if mixing.form == "symmetric":
+            mixing.skew.copy_(scale * torch.randn(mixing.channels, mixing.channels))
+            mixing.spectrum_logit.copy_(torch.linspace(-3.0, 6.0, mixing.channels))
+        else:
+            mixing.basis.copy_(torch.eye(mixing.channels) + scale * torch.randn(mixing.channels, mixing.channels))
+
+
+def test_symmetric_weight_is_orthogonal_basis_with_spectrum_in_unit_interval():
+    # Whatever the parameters hold (the old clamp form let U drift from orthogonal and passed no
+    # gradient outside [0, 1]), W = U diag(d) U^T with U orthogonal and d in (0, 1).
+    torch.manual_seed(0)
+    ode = GraphODE(5, ODEConfig()).double()
+    with torch.no_grad():
+        ode.mixing.skew.copy_(3.0 * torch.randn(5, 5))
+        ode.mixing.spectrum_logit.copy_(torch.tensor([-40.0, -2.0, 0.0, 3.0, 40.0]))
+    basis, spectrum = ode.mixing.eigh()
+    torch.testing.assert_close(basis.t() @ basis, torch.eye(5, dtype=torch.float64), rtol=0, atol=1e-12)
+    torch.testing.assert_close(ode.mixing(), basis @ torch.diag(spectrum) @ basis.t())
+    eigenvalues = torch.linalg.eigvalsh(ode.mixing())
+    assert eigenvalues.min() >= -1e-12 and eigenvalues.max() <= 1.0 + 1e-12
+    assert ode.mixing.orthogonality_error() < 1e-12
+    # The gradient reaches every eigenvalue parameter, also far outside (0, 1) in logit terms.
+    ode.mixing().trace().backward()
+    assert (ode.mixing.spectrum_logit.grad[1:4] != 0).all()
+
+
+def test_weight_starts_diagonal_with_distinct_eigenvalues():
+    ode = GraphODE(4, ODEConfig())
+    spectrum = torch.sigmoid(ode.mixing.spectrum_logit.detach())
+    torch.testing.assert_close(ode.mixing(), torch.diag(spectrum))
+    assert spectrum.max() == pytest.approx(0.95) and spectrum.min() == pytest.approx(0.5)
+    assert len(set(spectrum.tolist())) == 4  # distinct: U is identifiable, its gradient not rounding noise
+    # With equal eigenvalues W would not depend on U and this gradient would be rounding noise.
+    (ode.mixing() * torch.randn(4, 4, generator=torch.Generator().manual_seed(0))).sum().backward()
+    off_diagonal = ode.mixing.skew.grad[~torch.eye(4, dtype=torch.bool)]
+    assert off_diagonal.abs().min() > 1e-3
+    assert GraphODE(4, ODEConfig(weight="free")).mixing().equal(torch.eye(4))
 
 
 def test_fixed_step_nfe_is_exact():
@@ -108,11 +139,10 @@ def test_adjoint_gradients_match_backprop_through_solver():
     for adjoint in (False, True):
         torch.manual_seed(1)
         ode = GraphODE(3, ODEConfig(method="dopri5", rtol=1e-10, atol=1e-12, adjoint=adjoint)).double()
-        with torch.no_grad():
-            ode.func.basis.add_(0.2 * torch.randn(3, 3, dtype=torch.float64))
+        randomize_weight(ode, 0.2)
         h0 = torch.randn(graph.num_nodes, 3, dtype=torch.float64, requires_grad=True)
         (ode(h0, adjacency) ** 2).sum().backward()
-        grads.append((h0.grad.clone(), ode.func.basis.grad.clone(), ode.func.spectrum.grad.clone()))
+        grads.append((h0.grad.clone(), ode.mixing.skew.grad.clone(), ode.mixing.spectrum_logit.grad.clone()))
         if adjoint:
             assert ode.backward_nfe() > 0
     for plain, adjoint in zip(*grads):
@@ -126,6 +156,7 @@ def test_adjoint_gradients_match_backprop_through_solver():
         ({"rtol": 0.0}, "must be positive"),
         ({"T": -1.0}, "ode.T must be positive"),
         ({"step_size": 0.0}, "ode.step_size must be positive"),
+        ({"weight": "diagonal"}, "ode.weight must be one of"),
     ],
 )
 def test_config_validation(changes, message):

@@ -143,7 +143,7 @@ def test_pushed_input_is_validated(causal_runs):
     assert predictor.position == 0  # a refused utterance is not added to the dialogue
     predictor.push(good, "Ses01.M")
     predictor.push(good, 0)
-    assert predictor._speakers == [1, 0]  # names index the sorted participants, as the dataset does
+    assert predictor._speakers == [0, 0]  # names index by first appearance, as the dataset does
     predictor.start("d2")  # no participant list: first appearance
     predictor.push(good, "Ses01.M")
     predictor.push(good, "Ses01.F")
@@ -186,3 +186,40 @@ def test_cli_batch_mode_predicts_whole_dialogues(causal_runs, tmp_path, capsys):
     assert "latency" not in capsys.readouterr().out
     assert main(["predict", "--run", str(run), "--dialog", "[Ses09X_nothing]"]) == 2
     assert "dialogue(s) ['Ses09X_nothing'] not in the store" in capsys.readouterr().err
+
+
+def test_cli_predicts_from_a_registered_model_as_from_its_run(causal_runs, tiny_store, tmp_path, capsys, monkeypatch):
+    """`predict --model models:/NAME/1` (weights and config from the registry, nothing unpickled)
+    gives the run directory's predictions, batch and streamed."""
+    import pickle
+
+    import mlflow
+
+    from dgnode.tracking.runs import ensure_experiment, tracked_run
+
+    run_dir = RunDir(causal_runs["dgode"])
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    with tracked_run(uri, ensure_experiment(uri, "predict-model")) as run:
+        _, version = run.log_model(run_dir.read_config(), run_dir.load_model(), load_conversations(tiny_store).normalisation,
+                                   registered_name="causal-dgode")
+    assert version == "1"
+    # Only --tracking_uri may lead to the model, not MLflow's process-wide URI (restored after).
+    monkeypatch.setattr(mlflow.tracking._tracking_service.utils, "_tracking_uri", "sqlite:////nonexistent/mlflow.db")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("something was unpickled")
+
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
+    for mode in ([], ["--stream", "--limit", "2"]):
+        by_run, by_model = tmp_path / f"run{len(mode)}.csv", tmp_path / f"model{len(mode)}.csv"
+        assert main(["predict", "--run", str(run_dir.path), "--quiet", "--out", str(by_run), *mode]) == 0
+        assert main(["predict", "--model", "models:/causal-dgode/1", "--tracking_uri", uri, "--quiet",
+                     "--out", str(by_model), *mode]) == 0
+        expected, got = pd.read_csv(by_run, keep_default_na=False), pd.read_csv(by_model, keep_default_na=False)
+        columns = [c for c in expected.columns if c != "latency_ms"]
+        assert len(got) == len(expected) > 0
+        pd.testing.assert_frame_equal(got[columns], expected[columns], check_exact=True)
+    assert "predict --stream models:/causal-dgode/1 (dgode)" in capsys.readouterr().out
+    assert main(["predict", "--model", "models:/causal-dgode/7", "--tracking_uri", uri]) == 2
+    assert "cannot load model models:/causal-dgode/7" in capsys.readouterr().err

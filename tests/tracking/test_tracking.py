@@ -87,6 +87,29 @@ def test_local_uris_are_checked(tmp_path):
     check_tracking_uri((tmp_path / "mlruns").as_uri())
 
 
+def test_bounded_http_retries_are_mlflow_settings_and_are_restored(monkeypatch):
+    from mlflow.environment_variables import (
+        MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR,
+        MLFLOW_HTTP_REQUEST_MAX_RETRIES,
+        MLFLOW_HTTP_REQUEST_TIMEOUT,
+    )
+
+    from dgnode.tracking.server import bounded_http_retries
+
+    for name in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)
+    defaults = (MLFLOW_HTTP_REQUEST_MAX_RETRIES.get(), MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR.get(), MLFLOW_HTTP_REQUEST_TIMEOUT.get())
+    with bounded_http_retries():
+        assert (MLFLOW_HTTP_REQUEST_MAX_RETRIES.get(), MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR.get(),
+                MLFLOW_HTTP_REQUEST_TIMEOUT.get()) == (2, 1, 10)
+    assert (MLFLOW_HTTP_REQUEST_MAX_RETRIES.get(), MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR.get(),
+            MLFLOW_HTTP_REQUEST_TIMEOUT.get()) == defaults == (7, 2, 120)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")  # the user's setting wins
+    with bounded_http_retries():
+        assert MLFLOW_HTTP_REQUEST_TIMEOUT.get() == 30
+    assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "30"
+
+
 def test_live_server_passes_check(mlflow_server):
     check_tracking_uri(mlflow_server)
 
@@ -164,22 +187,57 @@ def test_end_dangling_runs_only_touches_running_children(mlflow_server):
     assert end_dangling_runs(mlflow_server, experiment_id, parent) == {}
 
 
-def test_evaluation_artifacts_and_registered_model(mlflow_server, tmp_path):
-    import mlflow.pytorch
+def _tiny_model():
+    """A real (untrained) DGODE with its config, best-model state and a standard normalisation."""
     import torch
+
+    from dgnode.models.registry import build_model
+    from dgnode.training.config import load_train_config
+
+    torch.manual_seed(0)
+    config = load_train_config(None, {"model.hidden": 16, "model.ode.method": "rk4", "model.ode.step_size": 0.5})
+    dims, labels = {"text": 16, "audio": 12, "vision": 8}, ["hap", "sad", "neu"]
+    model = build_model(config.model, dims, 2, len(labels)).eval()
+    state = {"model": model.state_dict(), "dims": dims, "label_names": labels, "num_speakers": 2, "best_epoch": 3}
+    normalisation = {"method": "standard",
+                     "stats": {m: {"mean": torch.randn(d), "std": torch.rand(d) + 0.5} for m, d in dims.items()}}
+    return model, config, state, normalisation
+
+
+def _refuse_unpickling(monkeypatch):
+    import pickle
+
+    import cloudpickle
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("something was unpickled")
+
+    for module, name in ((pickle, "load"), (pickle, "loads"), (pickle, "Unpickler"), (cloudpickle, "load"),
+                         (cloudpickle, "loads")):
+        monkeypatch.setattr(module, name, refuse)
+
+
+def test_evaluation_artifacts_and_registered_model(mlflow_server, tmp_path, monkeypatch):
+    import mlflow
+    import numpy as np
+    import pandas as pd
+    import torch
+    import yaml
     from mlflow import MlflowClient
+
+    from dgnode.features.dataset import Conversation, collate
 
     client = MlflowClient(mlflow_server)
     experiment_id = _experiment(mlflow_server)
     labels = ["hap", "sad", "neu"]
     report = {"accuracy": 0.5, "weighted_f1": 0.45, "per_class_f1": [0.6, 0.3, 0.45],
               "confusion": [[3, 1, 0], [1, 1, 2], [0, 2, 2]]}
-    model = torch.nn.Sequential(torch.nn.Linear(4, 3))
+    model, config, state, normalisation = _tiny_model()
     name = f"dgnode-test-{uuid.uuid4().hex[:6]}"
     with tracked_run(mlflow_server, experiment_id, run_name="eval") as run:
         logged = run.log_evaluation(report, labels, split="test")
-        uri, version = run.log_model(model, registered_name=name)
-        _, second = run.log_model(model, registered_name=name)
+        uri, version = run.log_model(config, state, normalisation, registered_name=name)
+        _, second = run.log_model(config, state, normalisation, registered_name=name)
     assert logged == {"test_acc": 0.5, "test_wf1": 0.45, "test_f1.hap": 0.6, "test_f1.sad": 0.3, "test_f1.neu": 0.45}
     assert client.get_run(run.run_id).data.metrics == logged
     files = sorted(a.path for a in client.list_artifacts(run.run_id, "evaluation"))
@@ -192,10 +250,41 @@ def test_evaluation_artifacts_and_registered_model(mlflow_server, tmp_path):
     versions = client.search_model_versions(f"name='{name}'")
     assert sorted(v.version for v in versions) == ["1", "2"]
     assert {v.run_id for v in versions} == {run.run_id}
+
+    # The model directory: no pickle, a models-from-code pyfunc, the run files.
+    directory = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/1", dst_path=str(tmp_path / "model"),
+                                                         tracking_uri=mlflow_server))
+    stored = {p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file()}
+    assert not [f for f in stored if f.endswith((".pkl", ".pickle"))], stored
+    assert {"MLmodel", "pyfunc_code.py", "artifacts/run/config.yaml", "artifacts/run/best.pt",
+            "artifacts/run/model.json"} <= stored
+    flavor = yaml.safe_load((directory / "MLmodel").read_text())["flavors"]["python_function"]
+    assert "python_model" not in flavor and flavor["loader_module"] == "mlflow.pyfunc.loaders.code_model"
+
+    # Loaded with every unpickler disabled, it predicts exactly what the module predicts.
+    _refuse_unpickling(monkeypatch)
     mlflow.set_tracking_uri(mlflow_server)
-    loaded = mlflow.pytorch.load_model(f"models:/{name}/1")
-    probe = torch.randn(5, 4)
-    torch.testing.assert_close(loaded(probe), model(probe), rtol=0, atol=0)
+    loaded = mlflow.pyfunc.load_model(f"models:/{name}/1")
+    generator = np.random.default_rng(0)
+    lengths, dims = {"d1": 4, "d2": 3}, state["dims"]
+    raw = {m: generator.normal(size=(7, d)).astype(np.float32) for m, d in dims.items()}
+    frame = pd.DataFrame({"dialog_id": ["d1"] * 4 + ["d2"] * 3, "speaker": ["A", "B", "A", "B", "Y", "X", "Y"],
+                          **{m: list(raw[m]) for m in dims}})
+    predicted = loaded.predict(frame)
+    stats = normalisation["stats"]
+    scaled = {m: torch.from_numpy((raw[m] - stats[m]["mean"].numpy()) / stats[m]["std"].numpy()) for m in dims}
+    conversations = [Conversation(d, "test", [f"{d}_{i}" for i in range(n)],
+                                  {m: scaled[m][:4] if d == "d1" else scaled[m][4:] for m in dims},
+                                  torch.tensor([0, 1, 0, 1] if d == "d1" else [1, 0, 1]), torch.full((n,), -1))
+                     for d, n in lengths.items()]
+    with torch.no_grad():
+        expected = torch.softmax(model(collate(conversations)).logits, dim=-1)
+    assert predicted["dialog_id"].tolist() == ["d1"] * 4 + ["d2"] * 3
+    assert predicted["position"].tolist() == [0, 1, 2, 3, 0, 1, 2]
+    assert predicted["label"].tolist() == expected.argmax(dim=-1).tolist()
+    assert predicted["predicted"].tolist() == [labels[i] for i in expected.argmax(dim=-1).tolist()]
+    torch.testing.assert_close(torch.tensor(predicted["probability"].to_numpy(), dtype=torch.float32),
+                               expected.max(dim=-1).values, rtol=0, atol=0)
 
 
 def test_provenance_tags(repo_root, tmp_path):

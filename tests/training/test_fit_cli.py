@@ -7,14 +7,16 @@ import json
 import pytest
 import torch
 
-from dgnode.cli import main
+from dgnode.command import run_command
+from dgnode.training.cli import COMMANDS
 from dgnode.training.config import load_train_config
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def run_cli(argv, capsys) -> tuple[int, list[str], str]:
-    code = main(argv)
+    # This package's commands only: `dgnode.cli.main` imports every stage's CLI.
+    code = run_command(COMMANDS, argv)
     captured = capsys.readouterr()
     return code, captured.out.strip().splitlines(), captured.err
 

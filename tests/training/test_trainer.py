@@ -90,7 +90,10 @@ def test_callback_can_stop_training_and_sees_metrics(small_data, fast_config_pat
     result = fit(config_for(fast_config_path, train__epochs=6, train__patience=0), small_data, tmp_path,
                  callbacks=[callback], progress=False)
     assert [e for e, _ in seen] == [0, 1]
-    assert set(seen[0][1]) == {"epoch", "train_loss", "valid_wf1", "valid_acc", "valid_loss", "nfe", "epoch_time"}
+    assert set(seen[0][1]) == {"epoch", "train_loss", "valid_wf1", "valid_acc", "valid_loss", "nfe", "epoch_time",
+                               # DGODE's stability diagnostics (tests/models/test_ode_stability.py)
+                               "diag_ode_weight_eig_min", "diag_ode_weight_eig_max", "diag_ode_orthogonality_error",
+                               "diag_ode_adjacency_symmetric_max", "diag_ode_growth_bound"}
     assert seen[0][1]["nfe"] == 8.0  # rk4, 2 steps of 0.5: 8 evaluations per batch
     assert result.epochs_run == 2 and result.stopped == "callback: asha"
     assert (tmp_path / "best.pt").exists() and (tmp_path / "report.json").exists()

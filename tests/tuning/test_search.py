@@ -63,6 +63,28 @@ def test_unreachable_tracking_server_fails_before_any_training(tiny_store, tmp_p
     assert len(err) == 1 and err[0].startswith(f"dgnode: error: MLflow tracking server {uri} is unreachable")
 
 
+@pytest.mark.parametrize("loose, who", [("", "group"), ("search", "others"), ("search/tuner.pkl", "group and others")])
+def test_resume_refuses_a_search_directory_others_can_write(tmp_path, capsys, loose, who):
+    """Tune's restore unpickles OUT/search/tuner.pkl: a directory or pickle others can change is refused
+    before anything in it is read."""
+    out = tmp_path / "search-out"
+    (out / "search").mkdir(parents=True)
+    (out / "search.json").write_text("{}")
+    (out / "search" / "tuner.pkl").write_bytes(b"not read")
+    for path in (out, out / "search", out / "search" / "tuner.pkl"):
+        path.chmod(0o700 if path.is_dir() else 0o600)
+    target = out / loose if loose else out
+    target.chmod(target.stat().st_mode | {"group": 0o020, "others": 0o002, "group and others": 0o022}[who])
+    assert main(["tune", "--resume", "--out", str(out), "--progress=false"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"dgnode: error: refusing to resume from {out}: {target} is writable by {who}, and resuming unpickles "
+                   f"the search state kept there (code execution for whoever can change it); make it yours alone "
+                   f"(chmod -R go-w {out}) or start a new search"]
+    target.chmod(0o700 if target.is_dir() else 0o600)  # private again: the check passes, the empty record does not
+    assert main(["tune", "--resume", "--out", str(out), "--progress=false"]) == 2
+    assert "unreadable search record" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_search_interrupted_and_resumed_is_fully_tracked(ray_local, mlflow_server, tiny_store, tmp_path, capsys):
     from mlflow import MlflowClient
@@ -159,6 +181,17 @@ def test_search_interrupted_and_resumed_is_fully_tracked(ray_local, mlflow_serve
     assert f"{TRIALS + 1} runs ({len(failed)} failed, {TRIALS + 1 - len(failed)} finished)" in printed
     assert plot.stat().st_size > 10_000
 
+    # -- resuming the finished search is a no-op that says so ---------------------------------------
+    ledger = json.loads((out / "trials.json").read_text())
+    assert len(ledger) == TRIALS and set(ledger.values()) <= {"TERMINATED", "ERROR"}  # every trial ended once
+    summary_before = (out / "summary.json").read_text()
+    assert main(["tune", "--resume", "--out", str(out), "--tracking_uri", mlflow_server, "--progress=false"]) == 0
+    assert "is already complete: nothing to resume" in " ".join(capsys.readouterr().out.split())
+    assert (out / "summary.json").read_text() == summary_before
+    assert client.get_run(parent).info.status == "FINISHED"  # not flipped to RUNNING or KILLED
+    assert len(client.search_model_versions(f"name='{experiment}'")) == 1  # not tested or registered again
+    assert len(_trial_runs(client, experiment_id, parent)) == TRIALS
+
 
 @pytest.mark.slow
 def test_trials_of_two_ray_train_workers(ray_local, mlflow_server, tiny_store, tmp_path):
@@ -186,3 +219,120 @@ def test_trials_of_two_ray_train_workers(ray_local, mlflow_server, tiny_store, t
     assert outcome.best_trial_id == best.trial_id
     assert client.get_run(outcome.final_run_id).data.metrics["test_wf1"] == pytest.approx(outcome.test["weighted_f1"], abs=1e-12)
     assert outcome.model_version == "1"
+
+
+@pytest.mark.slow
+def test_lost_tracking_server_stops_the_search_and_resume_completes_it(ray_local, tiny_store, tmp_path):
+    """The MLflow server SIGKILLed mid-search: the search ends within seconds with one error line
+    and exit code 1, its state saved; restarted on the same port and backend, --resume ends with
+    every trial finished once, every epoch logged and no run left RUNNING."""
+    from mlflow import MlflowClient
+
+    from tests.tuning.server_process import kill_server, start_server
+
+    trials, epochs = 4, 3
+    space = tmp_path / "space.yaml"
+    space.write_text("params:\n  optim.lr: {choice: [0.003, 0.01, 0.02, 0.03]}\n")
+    server_root, port, out = tmp_path / "server", _free_port(), tmp_path / "search"
+    uri = f"http://127.0.0.1:{port}"
+    pid = start_server(server_root, port)
+    command = [sys.executable, "-m", "dgnode.cli", "tune", "--data.store", str(tiny_store), "--space", str(space),
+               "--trials", str(trials), "--epochs", str(epochs), "--max_concurrent", "1", "--grace_period", str(epochs),
+               "--seed", "0", "--tracking_uri", uri, "--experiment", "tune-lost", "--out", str(out),
+               "--progress=false", *as_flags(TINY_OVERRIDES)]
+    env = {**os.environ, "RAY_ADDRESS": ray_local.get_runtime_context().gcs_address}
+    try:
+        search = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 300
+            while not (out / "trials.json").exists() and search.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert search.poll() is None, f"the search ended before the server was stopped: {search.communicate()}"
+            kill_server(pid, port)  # mid-search: one trial finished, the next one running
+            lost_at = time.monotonic()
+            stdout, stderr = search.communicate(timeout=300)
+            seconds = time.monotonic() - lost_at
+        finally:
+            if search.poll() is None:
+                search.kill()
+        assert search.returncode == 1, (stdout + stderr)[-3000:]
+        errors = [line for line in stderr.splitlines() if line.startswith("dgnode: error:")]
+        assert errors == [f"dgnode: error: MLflow tracking server {uri} is unreachable ([Errno 111] Connection refused); "
+                          f"the search state is saved: restart the server and run dgnode tune --resume --out {out}"]
+        assert "Traceback" not in stderr
+        assert seconds < 60, f"the search took {seconds:.1f} s to stop after the server was lost"
+        print(f"search stopped {seconds:.1f} s after the server was lost")
+
+        pid = start_server(server_root, port)  # same port, same backend store
+        outcome = run_search(out, resume=True, progress=False)
+        assert not outcome.interrupted
+        assert len(outcome.trials) == trials and {t.status for t in outcome.trials} == {"TERMINATED"}
+        client = MlflowClient(uri)
+        runs = _trial_runs(client, outcome.experiment_id, outcome.parent_run_id)
+        assert sorted(r.data.tags["dgnode.trial_id"] for r in runs) == sorted(t.trial_id for t in outcome.trials)
+        assert {r.info.status for r in runs} == {"FINISHED"}
+        for run in runs:
+            assert run.data.tags["dgnode.stop_reason"] == "completed" and run.data.tags["dgnode.epochs_run"] == str(epochs)
+            for key in ("train_loss", "valid_wf1"):
+                assert {m.step for m in client.get_metric_history(run.info.run_id, key)} == set(range(epochs)), key
+        assert not client.search_runs([outcome.experiment_id], filter_string="attributes.status = 'RUNNING'")
+        assert client.get_run(outcome.parent_run_id).info.status == "FINISHED"
+        assert [v.version for v in client.search_model_versions("name='tune-lost'")] == [outcome.model_version]
+    finally:
+        kill_server(pid, port)
+
+
+@pytest.mark.slow
+def test_a_search_killed_at_any_point_resumes_to_every_trial_once(ray_local, mlflow_server, tiny_store, tmp_path):
+    """SIGKILL of the driver (no clean-up at all) after 2 trials have ended, then resumes until done:
+    every trial ends exactly once, one run per trial, the best model tested and registered once."""
+    import signal
+    import time
+
+    from mlflow import MlflowClient
+
+    space = tmp_path / "space.yaml"
+    space.write_text("params:\n  optim.lr: {loguniform: [1.0e-3, 3.0e-2]}\n")
+    out, experiment, trials = tmp_path / "search", "tune-kill", 5
+    base = [sys.executable, "-m", "dgnode.cli", "tune", "--tracking_uri", mlflow_server, "--out", str(out),
+            "--progress=false"]
+    new = [*base, "--data.store", str(tiny_store), "--space", str(space), "--trials", str(trials), "--epochs", "2",
+           "--max_concurrent", "1", "--grace_period", "2", "--experiment", experiment, *as_flags(TINY_OVERRIDES)]
+    env = {**os.environ, "RAY_ADDRESS": ray_local.get_runtime_context().gcs_address}
+    driver = subprocess.Popen(new, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and driver.poll() is None:
+            ledger = out / "trials.json"
+            if ledger.exists() and len(json.loads(ledger.read_text() or "{}")) >= 2:
+                break
+            time.sleep(0.2)
+        assert driver.poll() is None, "the search ended before it could be killed"
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver and nothing else of this test session
+        driver.wait(timeout=30)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+    codes = []
+    for _ in range(3):  # resumed until it completes; each resume continues where the last stopped
+        codes.append(subprocess.run([*base, "--resume"], env=env, cwd=tmp_path, capture_output=True, text=True,
+                                    timeout=400).returncode)
+        if codes[-1] == 0:
+            break
+    assert codes[-1] == 0, codes
+    ledger = json.loads((out / "trials.json").read_text())
+    assert len(ledger) == trials and set(ledger.values()) == {"TERMINATED"}
+    client = MlflowClient(mlflow_server)
+    record = json.loads((out / "search.json").read_text())
+    runs = _trial_runs(client, record["experiment_id"], record["parent_run_id"])
+    ended = [r for r in runs if r.data.tags["dgnode.trial_id"] in ledger]
+    assert sorted(r.data.tags["dgnode.trial_id"] for r in ended) == sorted(ledger)  # one run per trial
+    assert {r.info.status for r in ended} == {"FINISHED"}
+    # A trial started after Tune's last snapshot before the kill is unknown to the restored search
+    # (Optuna proposes afresh): its run, cut short, is ended KILLED, never left RUNNING.
+    assert {r.info.status for r in runs if r not in ended} <= {"KILLED"}
+    assert client.get_run(record["parent_run_id"]).info.status == "FINISHED"
+    assert len(client.search_model_versions(f"name='{experiment}'")) == 1
+    summary = json.loads((out / "summary.json").read_text())
+    assert not summary["interrupted"] and summary["model_version"] == "1"

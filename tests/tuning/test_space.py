@@ -29,7 +29,7 @@ def test_project_space_parses(repo_root, base):
         "model.ode.adjoint", "model.mixhop.hops", "model.alpha", "model.wp", "model.wf", "model.hidden",
         "model.dropout", "optim.lr", "optim.weight_decay",
     }
-    assert space.searched["model.ode.method"] == Distribution("choice", values=("dopri5", "rk4", "euler", "midpoint", "bosh3"))
+    assert space.searched["model.ode.method"] == Distribution("choice", values=("exact", "dopri5", "rk4", "euler", "midpoint", "bosh3"))
     assert space.searched["model.ode.rtol"] == Distribution("loguniform", low=1e-5, high=1e-2)
     assert space.searched["model.mixhop.hops"] == Distribution("int", low=1, high=4)
     assert space.fixed == {"train.nfe_cap": 2000}
