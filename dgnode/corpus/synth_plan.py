@@ -5,8 +5,8 @@
 dialogue ids drawn by the seed, split by split (about :data:`_EXTRA_SHARES` of the corpus in train,
 valid, test, counting the trap dialogues); 8-12 utterances of 1-4 s each, labelled by a dialogue
 mood (:func:`dgnode.corpus.synth_cues.mood_chain`). Across the corpus: all six MERC classes (in
-the first dialogue and in ``Ses05M_script01_1``, so the test split has every class), ``sur fea oth
-dis``, an ``xxx`` whose raters' majority is Happiness (``hap`` under ``merc6``), an ``xxx`` where
+the first dialogue, and across ``Ses05M_script01_1`` and ``Ses05M_script01_1b``, so the test split
+has every class), ``sur fea oth dis``, an ``xxx`` whose raters' majority is Happiness (``hap`` under ``merc6``), an ``xxx`` where
 Happiness ties (one rater names it twice on one line, which counts once), an ``xxx`` with another
 majority.
 
@@ -52,7 +52,9 @@ __all__ = ["TRAP_DIALOGUES", "SynthConfig", "plan_corpus"]
 
 TRAP_DIALOGUES = ("Ses01F_impro01", "Ses01M_impro01", "Ses03M_impro05a", "Ses05M_script01_1", "Ses05M_script01_1b")
 _SPECIAL_CODES = ("sur", "fea", "oth", "dis")
-_ALL_CLASSES_TEST_DIALOGUE = "Ses05M_script01_1"  # a test-split trap dialogue: every class is tested
+# Classes a dialogue must hold besides its mood's draws: every class in the first dialogue, and
+# every class across the two test-split trap dialogues (half each, so each keeps long label runs).
+_REQUIRED_CLASSES = {"Ses05M_script01_1": ("hap", "sad", "neu"), "Ses05M_script01_1b": ("ang", "exc", "fru")}
 _EXTRA_SHARES = {"train": 0.6, "valid": 0.2, "test": 0.2}
 
 # Facts of the real release that a structure corpus reproduces (see shared/iemocap_format.md).
@@ -158,15 +160,15 @@ def _draw_extra_dialogues(rng: np.random.Generator, count: int) -> list[str]:
 def _plan_mini_dialogue(dialog_id: str, index: int, config: SynthConfig) -> SynthDialogue:
     rng = dialogue_rng(config.seed, dialog_id)
     xxx_variant = ("happiness", "tie", "other")[index] if index < 3 else str(rng.choice(["happiness", "tie", "other"]))
-    required = [("xxx", xxx_variant)]
+    required = [("xxx", xxx_variant)]  # unlabelled (or hap) codes, placed anywhere
     if index < len(_SPECIAL_CODES):
         required.append((_SPECIAL_CODES[index], None))
-    if index == 0 or dialog_id == _ALL_CLASSES_TEST_DIALOGUE:
-        required.extend((code, None) for code in MERC6_LABELS)
+    classes = MERC6_LABELS if index == 0 else _REQUIRED_CLASSES.get(dialog_id, ())
+    needed = len(required) + len(classes)
     low, high = config.seconds_range
     if config.dialogue_seconds is None:
         count = max(int(rng.integers(config.utterances_per_dialogue[0], config.utterances_per_dialogue[1] + 1)),
-                    len(required))
+                    needed)
         durations = [round(float(rng.uniform(low, high)), 4) for _ in range(count)]
     else:
         durations = []
@@ -179,10 +181,10 @@ def _plan_mini_dialogue(dialog_id: str, index: int, config: SynthConfig) -> Synt
     if config.dialogue_seconds is not None:
         count = sum(1 for start, length in zip(starts, durations) if start + length <= config.dialogue_seconds - 0.5)
         durations, speakers, starts = durations[:count], speakers[:count], starts[:count]
-        if count < len(required):
+        if count < needed:
             raise ConfigError(f"dialogue_seconds: {config.dialogue_seconds} s holds {count} utterances of "
-                              f"{low}-{high} s; {dialog_id} needs at least {len(required)}")
-    _, chain = mood_chain(rng, count - len(required))
+                              f"{low}-{high} s; {dialog_id} needs at least {needed}")
+    _, chain = mood_chain(rng, count - len(required), include=classes)
     codes: list[tuple[str, str | None]] = [(code, None) for code in chain]
     for position, code in zip(sorted(int(p) for p in rng.choice(count, size=len(required), replace=False)),
                               [required[i] for i in rng.permutation(len(required))]):

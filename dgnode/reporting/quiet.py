@@ -15,6 +15,8 @@ switch                                 silences
 ``ray.data._internal.progress``: ERROR "Progress bars disabled": dgnode turns Ray Data's bars off on
                                        purpose and draws one bar per stage
 ``MLFLOW_LOGGING_LEVEL=WARNING``       INFO lines such as "Creating initial MLflow database tables"
+``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR`` MLflow's own tqdm bar ("Downloading artifacts") while a model
+``=false``                             is registered: carriage-return debris in a log
 ``mlflow.pytorch``: ERROR              the pickle-format warning: dgnode pickles on purpose (DGODE's
                                        forward takes a conversation batch, which ``pt2`` cannot trace)
 optuna verbosity WARNING               "A new study created in memory" per search
@@ -44,6 +46,7 @@ __all__ = ["quiet_libraries"]
 _ENVIRONMENT = {
     "RAY_AIR_NEW_OUTPUT": "0",
     "MLFLOW_LOGGING_LEVEL": "WARNING",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
     "RAY_DATA_LOG_LEVEL": "WARNING",
 }
 _LOGGER_LEVELS = {

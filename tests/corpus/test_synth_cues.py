@@ -83,13 +83,15 @@ def test_noise_drops_and_confuses_each_modality_so_none_is_enough():
         confused = np.mean([s == NEIGHBOUR[e] for s, e in present])
         assert abs(dropped - DROPOUT[modality]) < 0.05, (modality, dropped)
         assert abs(confused - CONFUSION) < 0.05, (modality, confused)
-        # Audio is read back from jittered loudness: neu and fru (same glide) overlap a little.
-        assert np.mean([s in (e, NEIGHBOUR[e]) for s, e in present]) >= (0.97 if modality == "audio" else 1.0)
-        # One modality alone shows the truth for at most ~72% of utterances; all three together
-        # leave an utterance without any true cue far less often.
-        assert np.mean([s == cue.emotion for s, cue in zip(shown, cued)]) < 0.8
+        # Read back from jittered values (audio: loudness, where neu and fru share a glide; vision:
+        # the nearest offset), a few land on another emotion; words are exact.
+        floor = {"audio": 0.97, "vision": 0.99, "text": 1.0}[modality]
+        assert np.mean([s in (e, NEIGHBOUR[e]) for s, e in present]) >= floor
+        # One modality alone shows the truth for ~63% of utterances; all three together leave an
+        # utterance without any true cue far less often (~5%).
+        assert np.mean([s == cue.emotion for s, cue in zip(shown, cued)]) < 0.7
     none_true = np.mean([all(_shown(cue, m) != cue.emotion for m in ("vision", "audio", "text")) for cue in cued])
-    assert none_true < 0.05
+    assert none_true < 0.08
 
 
 def test_dialogue_moods_make_neighbouring_labels_agree():
@@ -175,3 +177,14 @@ def test_cue_emotion_of_raters_majorities(emotion):
     assert cue_emotion(emotion, None) == emotion
     assert cue_emotion("xxx", CODE_TO_CATEGORY[emotion]) == emotion
     assert cue_emotion("xxx", None) is None and cue_emotion("sur", "Surprise") is None
+
+
+def test_required_classes_start_runs_of_the_mood_chain():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        _, labels = synth_cues.mood_chain(rng, 10, include=("ang", "exc", "fru"))
+        assert len(labels) == 10 and {"ang", "exc", "fru"} <= set(labels)
+    with pytest.raises(ValueError, match="cannot include"):
+        synth_cues.mood_chain(rng, 2, include=("ang", "exc", "fru"))

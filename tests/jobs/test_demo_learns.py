@@ -3,9 +3,10 @@
 The main job runs as a user runs it (``jobs/pipeline.py --demo``, its own local Ray, the tiny
 random-init ImageBind) on the generated corpus, once with cues and once with ``--synth.cues
 false`` (same dialogues, same labels, media that do not depend on them). Margins, from
-measurement (2-core machine, seed 0; README "Demo output"): with cues DGODE 0.63 test weighted F1,
-the context-free MLP 0.50, the majority class 0.09; without cues every model is near the majority
-class. The assertions leave room for numerical drift between machines but fail without cues.
+measurement (2-core machine, seed 0; README "Demo output"): with cues DGODE 0.660 test weighted F1,
+the context-free MLP 0.613, the majority class 0.000 (the train split's most frequent class is
+rare in the test split); without cues DGODE 0.082, the MLP 0.219 (chance). The assertions leave
+room for numerical drift between machines but fail without cues.
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ from pathlib import Path
 import pytest
 
 # DGODE must clear the majority class by this much, the MLP by the second, and DGODE the MLP.
-OVER_MAJORITY = 0.30
-MLP_OVER_MAJORITY = 0.15
+OVER_MAJORITY = 0.40
+MLP_OVER_MAJORITY = 0.35
 # Library chatter the pipeline silences at its source (dgnode.reporting.quiet).
 SILENCED = (
     "Configuration for experiment", "tensorboard", "A new study created", "Token authentication",
     "Creating initial MLflow database tables", "Saving pytorch model by Pickle", "Progress bars disabled",
     "Starting execution of Dataset", "Failed to fetch metrics", "SetuptoolsDeprecationWarning",
+    "Downloading artifacts",
 )
 
 
