@@ -63,7 +63,7 @@ class PipelineConfig:
         train_config: the training config the search varies (YAML)
         train_overrides: dotted training-config keys applied on top of train_config, e.g. {train.batch_size: 8}
         space: the search space (YAML)
-        baseline_config: the context-free MLP's training config (YAML), trained once beside the search (null: no baselines)
+        baseline_config: the context-free MLP's training config (YAML), trained once (null: no baselines)
         tune: the search's settings (trials, epochs, concurrency, workers, experiment, ...)
         tracking_uri: MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else WORKDIR/mlflow.db)
         address: Ray address (default: a local Ray, or the job's cluster under `ray job submit`)
@@ -79,7 +79,7 @@ class PipelineConfig:
     train_config: str = str(REPO_CONFIGS / "dgode_demo.yaml")
     train_overrides: dict[str, Any] = field(default_factory=dict)
     space: str = str(REPO_CONFIGS / "search_space_demo.yaml")
-    baseline_config: str | None = str(REPO_CONFIGS / "baseline_mlp_fast.yaml")
+    baseline_config: str | None = str(REPO_CONFIGS / "baseline_mlp_demo.yaml")
     tune: TuneSettings = field(default_factory=_demo_search)
     tracking_uri: str | None = None
     address: str | None = None

@@ -22,7 +22,8 @@ def test_paper_settings_in_iemocap_and_meld_configs(repo_root):
 @pytest.mark.parametrize(
     "name,config_class",
     [("dgode_iemocap", DGODEConfig), ("dgode_meld", DGODEConfig), ("dgode_fast", DGODEConfig),
-     ("baseline_mlp", MLPConfig), ("baseline_bigru", ContextGRUConfig)],
+     ("dgode_demo", DGODEConfig), ("baseline_mlp", MLPConfig), ("baseline_mlp_demo", MLPConfig),
+     ("baseline_bigru", ContextGRUConfig)],
 )
 def test_shipped_configs_load(repo_root, name, config_class):
     config = load_train_config(repo_root / "configs" / f"{name}.yaml")

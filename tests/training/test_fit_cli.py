@@ -82,7 +82,7 @@ def test_missing_store_and_missing_run_are_clear_errors(tmp_path, capsys):
 def test_a_baseline_run_shows_no_dgode_paper_numbers(small_store, repo_root, tmp_path, capsys):
     out = tmp_path / "mlp"
     code, lines, _ = run_cli(
-        ["train", "--data.store", str(small_store), "--config", str(repo_root / "configs" / "baseline_mlp_fast.yaml"),
+        ["train", "--data.store", str(small_store), "--config", str(repo_root / "configs" / "baseline_mlp_demo.yaml"),
          "--train.epochs=1", "--report.tsne_points", "0", "--out", str(out), "--progress=false"],
         capsys,
     )

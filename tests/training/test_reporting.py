@@ -92,3 +92,32 @@ def test_figures_are_written(tmp_path):
 def test_write_json_turns_non_finite_into_null(tmp_path):
     path = write_json(tmp_path / "r.json", {"a": float("nan"), "b": [1.0, float("inf")], "c": {"d": 2}})
     assert json.loads(path.read_text()) == {"a": None, "b": [1.0, None], "c": {"d": 2}}
+
+
+def test_quiet_libraries_switches_noise_off_at_its_source_and_keeps_a_users_choice(monkeypatch):
+    import logging
+
+    import optuna
+
+    from dgnode.reporting.quiet import quiet_libraries
+
+    saved = {name: logging.getLogger(name).level for name in ("mlflow.pytorch", "ray.data._internal.progress")}
+    verbosity = optuna.logging.get_verbosity()
+    monkeypatch.setenv("RAY_AIR_NEW_OUTPUT", "1")  # the user's own setting wins
+    for name in ("MLFLOW_LOGGING_LEVEL", "RAY_DATA_LOG_LEVEL"):
+        monkeypatch.delenv(name, raising=False)
+    try:
+        quiet_libraries()
+        import os
+
+        assert os.environ["RAY_AIR_NEW_OUTPUT"] == "1"
+        assert os.environ["MLFLOW_LOGGING_LEVEL"] == os.environ["RAY_DATA_LOG_LEVEL"] == "WARNING"
+        assert logging.getLogger("mlflow.pytorch").level == logging.ERROR
+        assert logging.getLogger("ray.data._internal.progress").level == logging.ERROR
+        assert optuna.logging.get_verbosity() == optuna.logging.WARNING
+        # Not a filter: warnings of every other logger still pass.
+        assert logging.getLogger("mlflow.tracking").getEffectiveLevel() <= logging.WARNING
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
+        optuna.logging.set_verbosity(verbosity)
