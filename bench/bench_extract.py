@@ -22,7 +22,6 @@ reserved memory against the cost model's prediction, utterances/s. Without CUDA:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -33,6 +32,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from bench.report import emit  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -206,10 +206,7 @@ def main(argv: list[str] | None = None) -> int:
             result["decode"] = bench_decode(work, args.decode_dialogue_seconds, args.decode_utterances, args.probe_runs)
             result["memory"] = bench_memory(work, args.probe_runs)
         result["gpu"] = bench_gpu(args.gpu_memory_gb, args.gpu_repeats) if args.gpu else None
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n", encoding="utf-8")
+    emit(result, args.out)
     return 0
 
 

@@ -34,6 +34,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from bench.report import emit  # noqa: E402
 
 
 def make_manifest(root: Path, dialogs: int, utterances: int) -> Path:
@@ -151,10 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         "overhead_ratio_mean": round(statistics.mean(o / baseline_s for o in overheads), 3) if overheads else None,
         "trials": trials,
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n", encoding="utf-8")
+    emit(result, args.out)
     ok = result["lost_total"] == result["duplicated_total"] == result["without_provenance_total"] == 0
     return 0 if ok else 1
 

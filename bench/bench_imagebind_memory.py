@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # dgnode from this checkout
+from bench.report import emit  # noqa: E402
 
 import torch  # noqa: E402
 
@@ -170,10 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         "float32": plan_batch_sizes(HUGE, list(EXTRACTED_MODALITIES), args.gpu_memory_gb, 4).as_dict(),
     }
     result["seconds"] = round(time.perf_counter() - started, 1)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n", encoding="utf-8")
+    emit(result, args.out)
     return 0
 
 

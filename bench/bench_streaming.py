@@ -28,7 +28,6 @@ Prints one JSON object.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import sys
@@ -41,7 +40,10 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from dgnode.features.dataset import collate, load_conversations
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench.report, from a plain checkout
+
+from bench.report import emit  # noqa: E402
+from dgnode.features.dataset import collate, load_conversations  # noqa: E402
 from dgnode.features.store import FeatureStore
 from dgnode.features.synth import synthesize_features
 from dgnode.models.registry import build_model
@@ -141,10 +143,7 @@ def main() -> None:
             for name in args.models.split(",")
         },
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n", encoding="utf-8")
+    emit(result, args.out)
 
 
 if __name__ == "__main__":
