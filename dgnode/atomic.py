@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["atomic_write", "write_bytes", "write_json", "write_text"]
+__all__ = ["atomic_write", "json_text", "write_bytes", "write_json", "write_text"]
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
@@ -42,7 +42,12 @@ def write_text(path: str | Path, text: str) -> Path:
 
 def write_json(path: str | Path, data: Any, indent: int | None = 2) -> Path:
     """JSON with NaN/inf written as null (strict JSON readers reject them); other objects as ``str``."""
-    return write_text(path, json.dumps(_finite(data), indent=indent, default=str))
+    return write_text(path, json_text(data, indent=indent))
+
+
+def json_text(data: Any, indent: int | None = 2) -> str:
+    """The JSON text :func:`write_json` writes (NaN/inf as null, other objects as ``str``)."""
+    return json.dumps(_finite(data), indent=indent, default=str)
 
 
 def _finite(value: Any) -> Any:

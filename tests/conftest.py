@@ -57,6 +57,30 @@ def ray_local(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """A real S3 server (SeaweedFS ``weed mini``) on free 127.0.0.1 ports for the session; stopped
+    (its own process group, by PID) at the end, also when tests fail. See ``tests/seaweed.py``."""
+    from tests.seaweed import SeaweedServer
+
+    server = SeaweedServer(tmp_path_factory.mktemp("seaweed"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_uri(s3_server, monkeypatch) -> str:
+    """``s3://<fresh bucket>/t`` with this process's AWS variables pointing at the test server."""
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return f"s3://{s3_server.make_bucket()}/t"
+
+
+@pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory):
     """A real ``mlflow server`` started by ``mlflow/server.sh`` on a free 127.0.0.1 port.
 
