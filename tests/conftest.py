@@ -82,55 +82,13 @@ def s3_uri(s3_server, monkeypatch) -> str:
 
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory):
-    """A real ``mlflow server`` started by ``mlflow/server.sh`` on a free 127.0.0.1 port.
-
-    SQLite backend and artifact directory in a temporary directory; yields the server URL once
-    ``/health`` answers. Stopped by ``mlflow/stop.sh`` (its PID file) at the end of the session,
-    with a ``SIGKILL`` to the server's own process group as a fallback, also when tests fail.
-    """
-    import signal
-    import socket
-    import subprocess
-    import time
-    import urllib.request
+    """A real ``mlflow server`` started by ``mlflow/server.sh`` on a free 127.0.0.1 port, SQLite
+    backend and artifact directory in a temporary directory (``tests/mlflowserver.py``)."""
+    from tests.mlflowserver import running_mlflow_server
 
     root = tmp_path_factory.mktemp("mlflow_server")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {
-        **os.environ,
-        "MLFLOW_HOST": "127.0.0.1",
-        "MLFLOW_PORT": str(port),
-        "MLFLOW_WORKERS": "2",
-        "MLFLOW_SERVER_DIR": str(root),
-        "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{root}/mlflow.db",
-        "MLFLOW_ARTIFACTS_DESTINATION": str(root / "artifacts"),
-        "MLFLOW_BIN": str(Path(sys.executable).with_name("mlflow")),
-    }
-    subprocess.run([str(REPO_ROOT / "mlflow" / "server.sh")], env=env, cwd=root, check=True, capture_output=True)
-    pid = int((root / "server.pid").read_text())
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                log = (root / "server.log").read_text(errors="replace")[-2000:]
-                pytest.fail(f"mlflow server on {url} did not answer /health within 120 s; log:\n{log}")
-            time.sleep(0.3)
+    with running_mlflow_server(root, str(root / "artifacts")) as url:
         yield url
-    finally:
-        subprocess.run([str(REPO_ROOT / "mlflow" / "stop.sh")], env=env, cwd=root, capture_output=True, timeout=60)
-        try:
-            os.killpg(pid, signal.SIGKILL)  # only if stop.sh failed: the group is gone otherwise
-        except (ProcessLookupError, PermissionError):
-            pass
 
 
 TINY_SPLITS = {"train": 6, "valid": 2, "test": 3}

@@ -48,7 +48,9 @@ from dgnode.cluster.local import NODE_TYPE_LABEL, session_processes, stop_sessio
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RAY_BIN = str(Path(sys.executable).with_name("ray"))
 NODE_NAME_LABEL = "dgnode.io/node-name"
-OBJECT_STORE_BYTES = 100 * 1024**2  # Ray's minimum is 75 MiB; the nodes share this machine's RAM
+# Bounded (the nodes share this machine's RAM) but not at Ray's 75 MiB minimum: at 100 MiB Ray Data
+# held extraction's decoded batches back, a few blocks of video each.
+OBJECT_STORE_BYTES = 300 * 1024**2
 # Reached by the job's `ray job submit --working-dir`: what a cluster node never needs.
 WORKING_DIR_EXCLUDES = [".venv", ".git", "demo_output", "mlruns", "mlflow.db", "**/__pycache__", ".pytest_cache",
                         "*.egg-info"]
@@ -118,7 +120,9 @@ class MultiNodeCluster:
     """A head and worker nodes on this machine; see the module docstring.
 
     ``env`` is added to every node's environment (the AWS variables). ``private_dirs`` are the
-    directories each worker node sees empty and private. After :meth:`start`: :attr:`address`
+    directories each worker node sees empty and private (``()``: none, the nodes share this
+    machine's disk like nodes sharing a network file system: the baseline of
+    ``bench/bench_storage.py``). After :meth:`start`: :attr:`address`
     (GCS), :attr:`dashboard_url` (job API), :meth:`client_env` (what ``ray job submit`` or a
     driver needs), :attr:`nodes` by name with their Ray node ids, :attr:`startup_s`.
     """
@@ -129,7 +133,10 @@ class MultiNodeCluster:
             raise ValueError("a multi-node cluster needs worker nodes with distinct names")
         self.head_spec, self.worker_specs = head, list(workers)
         self.env = dict(env or {})
-        self.private_dirs = [str(Path(d).resolve()) for d in (private_dirs or (tempfile.gettempdir(), REPO_ROOT))]
+        default = (tempfile.gettempdir(), REPO_ROOT)
+        wanted = [str(Path(d).resolve()) for d in (default if private_dirs is None else private_dirs)]
+        # A directory inside another private one is hidden with it (and its mount point would be).
+        self.private_dirs = [d for d in wanted if not any(d != o and d.startswith(o.rstrip("/") + "/") for o in wanted)]
         self.timeout_s = timeout_s
         self.token = secrets.token_hex(16)
         self.root = Path(tempfile.mkdtemp(prefix="dgmn-", dir="/tmp"))  # short: Ray's socket paths are bounded
@@ -176,7 +183,9 @@ class MultiNodeCluster:
         return self
 
     def _launch(self, spec: NodeSpec, role: list[str], private: bool) -> RayNode:
-        temp_dir = str(self.root / spec.name) if not private else f"{tempfile.gettempdir()}/ray-{spec.name}"
+        isolated = private and bool(self.private_dirs)
+        # An isolated node's temp dir lies in its own tmpfs, the others' in this cluster's root.
+        temp_dir = f"{tempfile.gettempdir()}/ray-{spec.name}" if isolated else str(self.root / spec.name)
         low = next(self._ports)
         for _ in range(99):
             next(self._ports)
@@ -192,7 +201,7 @@ class MultiNodeCluster:
         ]
         if spec.resources:
             command.append(f"--resources={json.dumps(dict(spec.resources))}")
-        if private:
+        if isolated:
             # The mounts happen inside the new mount namespace, before Ray starts; `exec` keeps
             # `ray start` the session leader whose PID the cluster records.
             mounts = " && ".join(f"mount -t tmpfs -o size=2g,mode=1777 dgnode-node-{spec.name} '{d}'"
@@ -225,17 +234,18 @@ class MultiNodeCluster:
             time.sleep(0.2)
 
     def _wait_registered(self) -> None:
-        """Wait until the GCS lists every node alive, and learn their node ids (by their name label)."""
+        """Wait until the GCS lists every running node alive; learn their node ids (by their name label)."""
         deadline = time.monotonic() + self.timeout_s
         while True:
             alive = {info.get("labels", {}).get(NODE_NAME_LABEL): node_id for node_id, info in self.gcs_nodes().items()
                      if info["alive"]}
-            if all(name in alive for name in self.nodes):
-                for name, node in self.nodes.items():
-                    node.node_id = alive[name]
+            running = [name for name, node in self.nodes.items() if node.process.poll() is None]
+            if all(name in alive for name in running):
+                for name in running:
+                    self.nodes[name].node_id = alive[name]
                 return
             if time.monotonic() > deadline:
-                raise RuntimeError(f"the GCS lists {sorted(n for n in alive if n)} alive, expected {sorted(self.nodes)}")
+                raise RuntimeError(f"the GCS lists {sorted(n for n in alive if n)} alive, expected {sorted(running)}")
             time.sleep(0.3)
 
     def gcs_nodes(self) -> dict[str, dict]:
@@ -249,6 +259,70 @@ class MultiNodeCluster:
         if done.returncode != 0:
             raise RuntimeError(f"listing the cluster's nodes failed: {done.stderr[-2000:]}")
         return json.loads(done.stdout.strip().splitlines()[-1])
+
+    def add_node(self, spec: NodeSpec) -> RayNode:
+        """Start one more worker node (isolated like the others), as an autoscaler replaces a lost one."""
+        if spec.name in self.nodes and self.nodes[spec.name].process.poll() is None:
+            raise ValueError(f"node {spec.name} is running")
+        node = self._launch(spec, [f"--address={self.address}"], private=True)
+        self._wait_started([node])
+        self._wait_registered()
+        return node
+
+    # -- jobs and actors (the job API and the state API of the head's dashboard) -------------------
+
+    def submit_job(self, entrypoint: Sequence[str], working_dir: str | Path = REPO_ROOT) -> str:
+        """``ray job submit --no-wait`` of ``entrypoint`` with ``working_dir``; the job id."""
+        command = [RAY_BIN, "job", "submit", "--address", self.dashboard_url, "--no-wait", "--working-dir",
+                   str(working_dir), "--runtime-env-json", json.dumps({"excludes": WORKING_DIR_EXCLUDES}), "--",
+                   *entrypoint]
+        deadline = time.monotonic() + 120
+        while True:
+            done = subprocess.run(command, env=self.client_env(), capture_output=True, text=True, timeout=300)
+            # The dashboard answers before the head's job agent has registered.
+            if done.returncode == 0 or "No available agent" not in done.stdout + done.stderr:
+                break
+            if time.monotonic() > deadline:
+                break
+            time.sleep(2)
+        if done.returncode != 0:
+            raise RuntimeError(f"ray job submit failed: {done.stdout[-2000:]}{done.stderr[-2000:]}")
+        return next(w.strip("'\"") for w in done.stdout.split() if w.strip("'\"").startswith("raysubmit_"))
+
+    def job_status(self, job_id: str) -> str:
+        """PENDING, RUNNING, SUCCEEDED, FAILED or STOPPED."""
+        return self._api(f"/api/jobs/{job_id}")["status"]
+
+    def wait_job(self, job_id: str, timeout_s: float, poll=None) -> str:
+        """Wait until the job ends (calling ``poll()`` every two seconds meanwhile); its final status,
+        or TIMEOUT (the job is then stopped)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            status = self.job_status(job_id)
+            if status in ("SUCCEEDED", "FAILED", "STOPPED"):
+                return status
+            if poll is not None:
+                poll()
+            time.sleep(2)
+        self._api(f"/api/jobs/{job_id}/stop", method="POST")
+        return "TIMEOUT"
+
+    def job_logs(self, job_id: str) -> str:
+        return self._api(f"/api/jobs/{job_id}/logs")["logs"]
+
+    def actors(self) -> list[dict]:
+        """Every actor the cluster has had (alive and dead): class_name, node_id, state, pid, job_id, ..."""
+        answer = self._api("/api/v0/actors?detail=1&limit=10000")
+        return answer["data"]["result"]["result"]
+
+    def _api(self, path: str, method: str = "GET") -> dict:
+        """The head's dashboard REST API (job and state API), with this cluster's token."""
+        import urllib.request
+
+        request = urllib.request.Request(f"{self.dashboard_url}{path}", method=method,
+                                         headers={"Authorization": f"Bearer {self.token}"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.loads(response.read())
 
     def kill_node(self, name: str) -> int:
         """SIGKILL every process of worker node ``name`` at once (a lost machine); returns how many."""

@@ -1,17 +1,23 @@
 """Fixtures of the multi-node tests: clusters of ``ray start`` nodes that share nothing but the
-S3 server (``tests/raycluster.py``), stopped by PID in teardown, also when a test fails.
+S3 server (``tests/raycluster.py``), an MLflow server whose artifacts go to that S3 server, a
+generated corpus uploaded to it; all stopped by PID in teardown, also when a test fails.
 
-The machine has two cores shared with other work: nodes are small (one or two logical CPUs) and
-these tests start one cluster at a time.
+The machine has two cores shared with other work: nodes are small (a few logical CPUs) and these
+tests start one cluster at a time.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from typing import Callable
 
 import pytest
 
+from tests.multinode.support import CORPUS_DIALOGS
 from tests.raycluster import REPO_ROOT, MultiNodeCluster, NodeSpec, typed_like
+
 
 
 @pytest.fixture(scope="session")
@@ -53,3 +59,43 @@ def three_nodes(cluster_config, s3_server):
     finally:
         cluster.stop()
     assert not cluster.leftover_processes()
+
+
+@pytest.fixture(scope="module")
+def bucket(s3_server) -> str:
+    return s3_server.make_bucket()
+
+
+@pytest.fixture(scope="module")
+def s3_corpus(s3_server, bucket, tmp_path_factory) -> str:
+    """``dgnode corpus synth`` (generated raw IEMOCAP with emotion cues) uploaded to the bucket;
+    its ``s3://`` root. Nothing of it stays on a node's disk."""
+    root = tmp_path_factory.mktemp("corpus")
+    subprocess.run([sys.executable, "-m", "dgnode.cli", "corpus", "synth", str(root), "--dialogs", str(CORPUS_DIALOGS)],
+                   check=True, capture_output=True, cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    client = s3_server.client()
+    files = [p for p in root.rglob("*") if p.is_file()]
+    for path in files:
+        client.upload_file(str(path), bucket, f"corpus/{path.relative_to(root).as_posix()}")
+    assert files
+    return f"s3://{bucket}/corpus/IEMOCAP_full_release"
+
+
+@pytest.fixture(scope="module")
+def mlflow_s3(s3_server, bucket, tmp_path_factory) -> str:
+    """An MLflow server on the head (SQLite metadata on its disk) whose artifacts go to
+    ``s3://BUCKET/mlflow`` (``--artifacts-destination``); its URL."""
+    from tests.mlflowserver import running_mlflow_server
+
+    with running_mlflow_server(tmp_path_factory.mktemp("mlflow"), f"s3://{bucket}/mlflow", env=s3_server.env()) as url:
+        yield url
+
+
+@pytest.fixture
+def s3_env(s3_server, monkeypatch) -> dict[str, str]:
+    """This process's AWS variables pointing at the test S3 server (to read what the jobs wrote)."""
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return s3_server.env()

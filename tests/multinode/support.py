@@ -1,0 +1,55 @@
+"""What the multi-node pipeline tests share: the cluster's shape, the job's command line, and
+reading back what the job left in Ray, MLflow and S3."""
+
+from __future__ import annotations
+
+from tests.raycluster import MultiNodeCluster, NodeSpec, typed_like
+
+# The generated corpus of the pipeline tests: 10 dialogues (about 100 utterances), enough for
+# every split and for extraction to last long enough to lose a node in the middle of it.
+CORPUS_DIALOGS = 10
+
+
+def pipeline_nodes(cluster_config: dict) -> tuple[NodeSpec, list[NodeSpec]]:
+    """The pipeline tests' cluster: a head that runs only drivers (no CPUs for tasks: every task,
+    actor and trial runs on an isolated worker node) and two two-CPU worker nodes typed like
+    ``worker.cpu.decode`` (no fake GPU: the tiny ImageBind would be asked for CUDA)."""
+    return (typed_like(cluster_config, "head", "head.cpu", cpus=0),
+            [typed_like(cluster_config, f"cpu{i}", "worker.cpu.decode", cpus=2) for i in (1, 2)])
+
+
+def pipeline_entrypoint(workdir: str, corpus: str, tracking_uri: str, *extra: str) -> list[str]:
+    """``python jobs/pipeline.py`` with every location in S3, the tiny ImageBind, two extraction
+    actors and a search of two-CPU trials (one per worker node at a time)."""
+    return ["python", "jobs/pipeline.py", "--workdir", workdir, "--corpus_root", corpus, "--model", "tiny",
+            "--tracking_uri", tracking_uri, "--extract_actors", "2", "--baseline_config", "null",
+            "--tune.trials", "4", "--tune.epochs", "2", "--tune.max_concurrent", "2", "--tune.cpus_per_worker", "2",
+            "--progress", "false", "--json", *extra]
+
+
+def job_result(cluster: MultiNodeCluster, job_id: str, status: str) -> dict:
+    """The job's JSON result line, or a failure showing the end of its log."""
+    import json
+
+    logs = cluster.job_logs(job_id)
+    assert status == "SUCCEEDED", f"job {job_id}: {status}\n--- log ---\n{logs[-8000:]}"
+    return json.loads(logs.strip().splitlines()[-1])
+
+
+def node_ids_of(cluster: MultiNodeCluster, class_marker: str) -> set[str]:
+    """Nodes where actors whose class name contains ``class_marker`` ran (alive or dead)."""
+    return {a["node_id"] for a in cluster.actors() if class_marker in a["class_name"]}
+
+
+def mlflow_runs(tracking_uri: str, experiment_id: str) -> list:
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri).search_runs([experiment_id], max_results=1000)
+
+
+def store_rows(store_uri: str) -> list[str]:
+    """The utterance id of every row of the store (a repeated id is a duplicate); needs the AWS
+    variables of the S3 server in this process (the ``s3_env`` fixture)."""
+    from dgnode.features.store import FeatureStore
+
+    return [str(u) for u in FeatureStore.open(store_uri).load_rows()["utt_id"]]

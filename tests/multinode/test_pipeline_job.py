@@ -1,0 +1,70 @@
+"""The main job on a multi-node cluster that shares nothing but S3: `ray job submit jobs/pipeline.py`
+with the corpus, the feature store, the search directory and MLflow's artifacts all in the S3 server.
+
+The worker nodes see private, empty temp and checkout directories (tests/raycluster.py), and the
+head has no CPUs for tasks, so every decode task, embedding actor and trial runs on a node that
+can reach the head's files only through S3. What ran where is read from Ray's state API.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.multinode.support import (
+    job_result,
+    mlflow_runs,
+    node_ids_of,
+    pipeline_entrypoint,
+    pipeline_nodes,
+    store_rows,
+)
+
+pytestmark = pytest.mark.slow
+
+
+def test_pipeline_job_runs_across_nodes_with_everything_in_s3(start_cluster, cluster_config, s3_corpus, mlflow_s3,
+                                                             bucket, s3_server, s3_env):
+    from mlflow import MlflowClient
+
+    from dgnode.corpus.manifest import load_manifest
+    from dgnode.storage import resolve
+
+    cluster = start_cluster(*pipeline_nodes(cluster_config))
+    workers = {cluster.nodes[n].node_id for n in ("cpu1", "cpu2")}
+    workdir = f"s3://{bucket}/work"
+    began = time.monotonic()
+    job = cluster.submit_job(pipeline_entrypoint(workdir, s3_corpus, mlflow_s3, "--tune.experiment", "multinode"))
+    status = cluster.wait_job(job, timeout_s=1500)
+    result = job_result(cluster, job, status)
+    print(f"\npipeline job: {time.monotonic() - began:.0f} s; stages {result['stage_seconds']}")
+
+    # Extraction actors and trials ran on both worker nodes (and nothing ran on the head).
+    embedders, trials = node_ids_of(cluster, "EmbedActor"), node_ids_of(cluster, "ImplicitFunc")
+    print(f"embedding actors on {sorted(n[:8] for n in embedders)}, trials on {sorted(n[:8] for n in trials)}")
+    assert embedders == workers, f"embedding actors ran on {embedders}, workers are {workers}"
+    assert trials == workers, f"trials ran on {trials}, workers are {workers}"
+
+    # Every utterance of the manifest is stored, exactly once, in the store in S3.
+    assert result["store"] == f"{workdir}/features-tiny"
+    manifest = load_manifest(f"{workdir}/scan/manifest.parquet")
+    rows = store_rows(result["store"])
+    assert sorted(rows) == sorted(set(manifest["utt_id"])), "an utterance is missing or stored twice"
+    assert result["stored"] == len(manifest)
+
+    # The search directory is in S3, with its summary.
+    assert result["search_dir"].startswith(f"{workdir}/search-")
+    assert (resolve(result["search_dir"]) / "summary.json").is_file()
+
+    # The best model is registered, its artifacts are objects in the bucket, and no run is left RUNNING.
+    assert result["trials"] == 4 and result["model_uri"]
+    client = MlflowClient(mlflow_s3)
+    model_id = result["model_uri"].removeprefix("models:/")
+    assert any(v.model_id == model_id for v in client.search_model_versions("name='multinode'")), "not registered"
+    keys = s3_server.keys(bucket, "mlflow/")
+    assert any(model_id in key and key.endswith("MLmodel") for key in keys), f"no MLmodel of {model_id} in the bucket"
+    runs = mlflow_runs(mlflow_s3, result["experiment_id"])
+    assert not [r.info.run_id for r in runs if r.info.status == "RUNNING"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == result["parent_run_id"]]
+    assert len(children) >= 4 and all(r.info.status in ("FINISHED", "FAILED", "KILLED") for r in children)
