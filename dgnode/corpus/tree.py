@@ -7,8 +7,9 @@ the scan writes into the manifest and the rejects table names the file where it 
   cannot be followed (a symlink loop, a link into an unreadable folder) carries the error, so the
   scan drops only that entry.
 * :class:`ObjectTree` lists the whole prefix **once** (a paged LIST of up to 1000 keys per
-  request, folders implied by the keys) into an in-memory tree: finding the sessions and the
-  dialogues then costs no request per folder. Contents are read on demand; :meth:`CorpusTree.readers`
+  request, folders implied by the keys: pyarrow lists recursively without a delimiter since
+  Arrow 13, apache/arrow#35440) into an in-memory tree: finding the sessions and the dialogues
+  then costs no request per folder (the real release, ~100k objects, is ~100 requests). Contents are read on demand; :meth:`CorpusTree.readers`
   reads the small text files of the next dialogues on a thread pool while the scan parses the
   current one (one GET per file cannot be avoided, waiting for each in turn can). Object storage
   has no links, so nothing there can loop.
