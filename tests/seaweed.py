@@ -129,8 +129,9 @@ class SeaweedServer:
         if self.process is None or self.process.poll() is not None:
             return
         try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=15)
+            # weed stops on Ctrl+C (SIGINT) and may ignore SIGTERM; its data is a test's temporary.
+            os.killpg(self.process.pid, signal.SIGINT)
+            self.process.wait(timeout=5)
         except (ProcessLookupError, subprocess.TimeoutExpired):
             try:
                 os.killpg(self.process.pid, signal.SIGKILL)
