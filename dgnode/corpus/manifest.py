@@ -12,7 +12,9 @@ Columns (:data:`MANIFEST_SCHEMA`): ``dialog_id``, ``utt_id``, ``session`` (1-5),
 ``end_s``, ``order``, ``label_code`` (raw code), ``label`` (class index, nullable),
 ``majority_category`` (raters' majority, nullable), ``text`` (noise tags kept), ``wav_path``,
 ``video_path`` (nullable: the release may lack the avi), ``wdseg_path`` (nullable), ``words``
-(list of ``{word, start_s, end_s}``, empty without alignment), ``split``. Paths are absolute.
+(list of ``{word, start_s, end_s}``, empty without alignment), ``split``. Paths are absolute:
+local paths, or ``s3://`` URIs when the corpus was scanned from object storage (extraction fetches
+those media where it runs: :mod:`dgnode.media.fetch`).
 The Parquet metadata holds ``label_names`` (JSON list), ``label_scheme`` and ``corpus_root``.
 """
 
@@ -221,11 +223,15 @@ def _media_manifest(table: pa.Table, path: Path, modalities: Sequence[str]) -> p
     return frame.sort_values(["dialog_id", "order"], kind="stable").reset_index(drop=True)
 
 
-def _resolve(value: Any, base: Path) -> str | None:
+def _resolve(value: Any, base: Any) -> str | None:
+    """A media path of a hand-made manifest: a URI or an absolute path as it is, a relative one
+    under ``base`` (the manifest's folder)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
-    candidate = Path(str(value))
-    return str(candidate if candidate.is_absolute() else base / candidate)
+    text = str(value)
+    if "://" in text or Path(text).is_absolute():
+        return text
+    return str(base / text)
 
 
 def _is_name_list(value: Any) -> bool:
