@@ -1,4 +1,4 @@
-"""A real ``mlflow server`` for tests, started by the repository's ``mlflow/server.sh``."""
+"""A real ``mlflow server`` for tests and benchmarks, started by the repository's ``mlflow/server.sh``."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ import contextlib
 import os
 import sys
 from pathlib import Path
-
-import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,7 +51,7 @@ def running_mlflow_server(root: Path, artifacts: str, env: dict[str, str] | None
                 pass
             if time.monotonic() > deadline:
                 log = (root / "server.log").read_text(errors="replace")[-2000:]
-                pytest.fail(f"mlflow server on {url} did not answer /health within 120 s; log:\n{log}")
+                raise RuntimeError(f"mlflow server on {url} did not answer /health within 120 s; log:\n{log}")
             time.sleep(0.3)
         yield url
     finally:
