@@ -37,7 +37,7 @@ class ScanOptions:
     (label null when the scheme excludes it), the rejects everything skipped, with the reason.
 
     Attributes:
-        root: the raw release (any folder above Session1..5)
+        root: the raw release (any folder above Session1..5), local or s3://BUCKET/PREFIX (AWS variables for the endpoint and credentials)
         out: folder (or s3://bucket/prefix) for manifest.parquet and rejects.parquet
         labels: label scheme
         strict: fail on the first malformed input (file:line)

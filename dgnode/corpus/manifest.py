@@ -12,7 +12,9 @@ Columns (:data:`MANIFEST_SCHEMA`): ``dialog_id``, ``utt_id``, ``session`` (1-5),
 ``end_s``, ``order``, ``label_code`` (raw code), ``label`` (class index, nullable),
 ``majority_category`` (raters' majority, nullable), ``text`` (noise tags kept), ``wav_path``,
 ``video_path`` (nullable: the release may lack the avi), ``wdseg_path`` (nullable), ``words``
-(list of ``{word, start_s, end_s}``, empty without alignment), ``split``. Paths are absolute.
+(list of ``{word, start_s, end_s}``, empty without alignment), ``split``. Paths are absolute:
+local paths, or ``s3://`` URIs when the corpus was scanned from object storage (extraction fetches
+those media where it runs: :mod:`dgnode.media.fetch`).
 The Parquet metadata holds ``label_names`` (JSON list), ``label_scheme`` and ``corpus_root``.
 
 Both tables are read and written at a local path or an ``s3://`` URI (:mod:`dgnode.storage`):
@@ -245,6 +247,8 @@ def _media_manifest(table: pa.Table, path: Location, modalities: Sequence[str]) 
 
 
 def _resolve(value: Any, base: Location) -> str | None:
+    """A media path of a hand-made manifest: a URI or an absolute path as it is, a relative one
+    under ``base`` (the manifest's folder or, for a manifest in S3, its prefix)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     text = str(value)

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["DecodedLines", "decode_line", "has_control_characters", "read_lines"]
+__all__ = ["DecodedLines", "decode_line", "decode_lines", "has_control_characters", "read_lines"]
 
 _BINARY_PROBE_BYTES = 8192
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -23,7 +23,7 @@ _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 class DecodedLines:
     """Lines of a text file (1-based numbering is ``index + 1``) and how they were decoded."""
 
-    path: Path
+    path: str | Path  # a local path or an s3:// URI
     lines: list[str]
     binary: bool = False
     fallback_lines: int = 0  # lines that were not valid UTF-8
@@ -43,8 +43,11 @@ def decode_line(raw: bytes) -> tuple[str, bool]:
 
 def read_lines(path: str | Path) -> DecodedLines:
     """Read ``path`` as text lines with ``\\r`` stripped; ``binary=True`` when it is not text."""
-    path = Path(path)
-    data = path.read_bytes()
+    return decode_lines(Path(path).read_bytes(), Path(path))
+
+
+def decode_lines(data: bytes, path: str | Path) -> DecodedLines:
+    """The text lines of ``data`` read from ``path`` (see :func:`read_lines`)."""
     if b"\x00" in data[:_BINARY_PROBE_BYTES]:
         return DecodedLines(path=path, lines=[], binary=True)
     if data.startswith(b"\xef\xbb\xbf"):

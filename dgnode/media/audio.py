@@ -37,6 +37,7 @@ import torch
 
 from dgnode.media.clips import clip_timepoints
 from dgnode.media.config import AudioConfig
+from dgnode.media.fetch import MediaCache
 
 __all__ = [
     "AudioSegment", "FLOAT32_EPS", "kaldi_fbank", "kaldi_window", "load_utterance_audio",
@@ -233,26 +234,33 @@ def load_utterance_audio(
     start_s: float,
     end_s: float,
     sample_rate: int = 16000,
+    cache: MediaCache | None = None,
 ) -> AudioSegment:
     """The utterance's waveform: its wav, else the dialogue video's audio for ``[start_s, end_s]``.
 
-    Raises ``ValueError`` naming both sources when neither can be read.
+    Paths are local or ``s3://`` (fetched through ``cache``, default: the node's). Only a wav
+    that does not exist falls back to the video; a wav that exists but cannot be fetched (a
+    network error) raises, so that a retry later reads the wav rather than storing the video's
+    audio for good. Raises ``ValueError`` naming both sources when neither can be read.
     """
+    cache = cache or MediaCache()
     notes: list[str] = []
     if wav_path:
-        if Path(wav_path).is_file():
-            try:
-                return AudioSegment(read_wav(wav_path, sample_rate), sample_rate, "wav")
-            except Exception as error:  # noqa: BLE001 - any decoder error means: try the video
-                notes.append(f"{wav_path}: unreadable wav ({type(error).__name__}: {error})")
-        else:
+        try:
+            with cache.local(wav_path) as local:
+                try:
+                    return AudioSegment(read_wav(local, sample_rate), sample_rate, "wav")
+                except Exception as error:  # noqa: BLE001 - any decoder error means: try the video
+                    notes.append(f"{wav_path}: unreadable wav ({type(error).__name__}: {error})")
+        except FileNotFoundError:
             notes.append(f"{wav_path}: wav file missing")
     else:
         notes.append("no wav path in the manifest")
     if not video_path:
         raise ValueError("; ".join(notes + ["no video to fall back to"]))
     try:
-        waveform = read_video_audio(video_path, start_s, end_s, sample_rate)
+        with cache.local(video_path) as local:
+            waveform = read_video_audio(local, start_s, end_s, sample_rate)
     except Exception as error:  # noqa: BLE001
         notes.append(f"{video_path}: audio fallback failed ({type(error).__name__}: {_first_line(error)})")
         raise ValueError("; ".join(notes)) from None

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dgnode.corpus.synth_plan import SynthConfig
+from dgnode.media.config import MediaCacheConfig
 from dgnode.tuning.settings import TuneSettings
 
 __all__ = ["PipelineConfig", "PipelineResult", "run_pipeline"]
@@ -54,12 +55,13 @@ class PipelineConfig:
 
     Attributes:
         workdir: where every stage writes (corpus, scan, features, searches, mlflow.db)
-        corpus_root: raw IEMOCAP tree (default: $IEMOCAP_ROOT, else a generated mini corpus)
+        corpus_root: raw IEMOCAP tree, local or s3://BUCKET/PREFIX (default: $IEMOCAP_ROOT, else a generated mini corpus)
         checkpoint: imagebind_huge.pth (default: $IMAGEBIND_CHECKPOINT; without it the tiny random-init model)
         labels: label scheme of the scan
         synth: the generated corpus when there is no corpus_root (seed, dialogs, cues, ...)
         modalities: modalities to extract and train on
         gpu_memory_gb: GPU memory budget that sets the extraction batch sizes
+        media_cache: per-node cache of the media extraction fetches from an s3:// corpus
         train_config: the training config the search varies (YAML)
         train_overrides: dotted training-config keys applied on top of train_config, e.g. {train.batch_size: 8}
         space: the search space (YAML)
@@ -76,6 +78,7 @@ class PipelineConfig:
     synth: SynthConfig = field(default_factory=_demo_corpus)
     modalities: list[str] = field(default_factory=lambda: ["text", "audio", "vision"])
     gpu_memory_gb: float = 24.0
+    media_cache: MediaCacheConfig = field(default_factory=MediaCacheConfig)
     train_config: str = str(REPO_CONFIGS / "dgode_demo.yaml")
     train_overrides: dict[str, Any] = field(default_factory=dict)
     space: str = str(REPO_CONFIGS / "search_space_demo.yaml")
@@ -98,7 +101,7 @@ class PipelineConfig:
 @dataclass
 class PipelineResult:
     workdir: Path
-    corpus_root: Path
+    corpus_root: Path | str  # a local folder or an s3:// URI
     manifest: Path
     store: Path
     search_dir: Path
@@ -151,8 +154,9 @@ def run_pipeline(config: PipelineConfig, progress: bool = True) -> PipelineResul
         _say(f"{stage:<13} done in {timings[stage]:5.1f} s")
 
     if config.corpus_root:
-        corpus_root = Path(config.corpus_root)
-        if not corpus_root.exists():
+        # An s3:// root is checked by the scan (missing bucket or prefix: one error naming it).
+        corpus_root = config.corpus_root if config.corpus_root.startswith("s3://") else Path(config.corpus_root)
+        if isinstance(corpus_root, Path) and not corpus_root.exists():
             raise InputError("corpus root not found (IEMOCAP_ROOT)", path=str(corpus_root))
         model = "huge"
         if not config.checkpoint:
@@ -177,7 +181,7 @@ def run_pipeline(config: PipelineConfig, progress: bool = True) -> PipelineResul
                 extraction = run_extraction(
                     ExtractConfig(manifest=str(paths["manifest"]), store=str(store), model=model,
                                   checkpoint=config.checkpoint, modalities=modalities,
-                                  gpu_memory_gb=config.gpu_memory_gb, progress=False),
+                                  gpu_memory_gb=config.gpu_memory_gb, media_cache=config.media_cache, progress=False),
                     on_batch=lambda report: bar.update(len(report.utt_ids)),
                 )
             finally:
@@ -186,6 +190,7 @@ def run_pipeline(config: PipelineConfig, progress: bool = True) -> PipelineResul
         with timed("tune + test"):
             outcome = run_search(search_dir, replace_dotted(train_config, {"data.store": str(store)}), config.space,
                                  config.tune, tracking_uri=tracking_uri, progress=progress)
+            _log_extraction(tracking_uri, outcome, extraction)
     baselines = None
     if config.baseline_config:
         from dgnode.pipeline.baselines import train_baselines
@@ -214,6 +219,15 @@ def run_pipeline(config: PipelineConfig, progress: bool = True) -> PipelineResul
         plots=write_plots(workdir / "plots", outcome.test, baselines, label_names),
         synth=None if config.corpus_root else config.synth,
     )
+
+
+def _log_extraction(tracking_uri: str, outcome: Any, extraction: Any) -> None:
+    """The extraction's counts and the bytes each node fetched, on the search's parent run."""
+    from dgnode.tracking.runs import TrackedRun
+
+    run = TrackedRun(tracking_uri, outcome.parent_run_id, outcome.experiment_id)
+    run.log_metrics(extraction.metrics())
+    run.log_dict(extraction.as_dict(), "extraction.json")
 
 
 def _say(message: str) -> None:
