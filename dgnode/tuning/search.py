@@ -220,9 +220,10 @@ def _plain_record(record: dict[str, Any]) -> dict[str, Any]:
 def _prepare(base_config: Any, space_path: Any, settings: "TuneSettings"):
     from dgnode.features.dataset import load_conversations
     from dgnode.options import replace_dotted
+    from dgnode.storage import resolve
     from dgnode.tuning.space import load_search_space
 
-    updates: dict[str, Any] = {"data.store": str(Path(base_config.data.store).resolve())}
+    updates: dict[str, Any] = {"data.store": resolve(base_config.data.store).uri}
     if settings.epochs is not None:
         updates["train.epochs"] = settings.epochs
     base_config = replace_dotted(base_config, updates)
