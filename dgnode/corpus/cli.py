@@ -38,7 +38,7 @@ class ScanOptions:
 
     Attributes:
         root: the raw release (any folder above Session1..5), local or s3://BUCKET/PREFIX (AWS variables for the endpoint and credentials)
-        out: folder for manifest.parquet and rejects.parquet
+        out: folder (or s3://bucket/prefix) for manifest.parquet and rejects.parquet
         labels: label scheme
         strict: fail on the first malformed input (file:line)
         json: also print the summary as JSON
@@ -79,10 +79,12 @@ def run_scan(options: ScanOptions) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from dgnode.corpus.manifest import scan_outputs
     from dgnode.corpus.rejects import SKIP_REASONS
     from dgnode.corpus.scan import scan_corpus, write_scan
 
     began = time.perf_counter()
+    scan_outputs(options.out)  # an unusable output location fails before the scan
     result = scan_corpus(options.root, labels=options.labels, strict=options.strict, progress=None)
     paths = write_scan(result, options.out)
     summary = result.summary()

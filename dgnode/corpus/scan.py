@@ -41,10 +41,9 @@ from dgnode.corpus import rejects as R
 from dgnode.corpus.emo_evaluation import EmoBlock, parse_emo_evaluation
 from dgnode.corpus.labels import LabelScheme, get_scheme
 from dgnode.corpus.manifest import (
-    MANIFEST_FILE,
-    REJECTS_FILE,
     manifest_frame,
     rejects_frame,
+    scan_outputs,
     write_manifest,
     write_rejects,
 )
@@ -63,6 +62,7 @@ from dgnode.corpus.transcriptions import TranscriptLine, parse_transcription
 from dgnode.corpus.tree import CorpusTree, Entry, Reader, open_tree
 from dgnode.corpus.wdseg import WdsegError, parse_wdseg, words
 from dgnode.errors import EnvironmentFault, InputError
+from dgnode.storage import Location
 
 __all__ = ["EMO_SUBFOLDERS", "ScanResult", "find_session_dirs", "list_entries", "scan_corpus", "write_scan"]
 
@@ -140,12 +140,13 @@ def scan_corpus(root: str | Path, labels: str = "merc6", strict: bool = False, p
     )
 
 
-def write_scan(result: ScanResult, out_dir: str | Path) -> dict[str, Path]:
-    """Write ``manifest.parquet`` and ``rejects.parquet`` into ``out_dir``; returns their paths."""
-    out = Path(out_dir)
-    paths = {"manifest": out / MANIFEST_FILE, "rejects": out / REJECTS_FILE}
+def write_scan(result: ScanResult, out_dir: str | Path | Location) -> dict[str, Location]:
+    """Write ``manifest.parquet`` and ``rejects.parquet`` into ``out_dir`` (a folder or an
+    ``s3://`` prefix); returns their locations."""
+    paths = scan_outputs(out_dir)
+    out = paths["manifest"].parent
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        out.mkdir()
         write_manifest(
             result.manifest,
             paths["manifest"],

@@ -18,8 +18,8 @@ class ExtractConfig:
     """Embed manifest utterances with ImageBind into a feature store, on Ray Data.
 
     Attributes:
-        manifest: manifest.parquet of `dgnode corpus scan` (or the directory holding it)
-        store: feature store directory (created; a re-run resumes and skips what is stored)
+        manifest: manifest.parquet of `dgnode corpus scan` (or the directory holding it); a path or s3://bucket/key
+        store: feature store directory or s3://bucket/prefix (created; a re-run resumes and skips what is stored)
         model: ImageBind size (tiny: a random-init demo model)
         checkpoint: imagebind_huge.pth (loaded with weights_only=True, memory-mapped)
         modalities: subset of text, audio, vision to embed

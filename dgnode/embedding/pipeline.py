@@ -31,6 +31,7 @@ from dgnode.errors import EnvironmentFault, InputError
 from dgnode.features.store import FeatureStore, StoreMetadata
 from dgnode.media.utterance import VISION_TRANSPORT_DTYPE
 from dgnode.options import to_dict
+from dgnode.storage import resolve
 
 __all__ = ["run_extraction", "store_metadata"]
 
@@ -49,7 +50,7 @@ def store_metadata(config: ExtractConfig, label_names: list[str], sha: str | Non
         source="imagebind",
         preprocessing=preprocessing,
         # model_kind and seed let dgnode.streaming.media rebuild the exact extraction model.
-        extra={"manifest": str(Path(config.manifest).resolve()), "model_kind": config.model, "seed": config.seed},
+        extra={"manifest": resolve(config.manifest).uri, "model_kind": config.model, "seed": config.seed},
     )
 
 

@@ -81,9 +81,8 @@ def run_train(options: TrainOptions, config: TrainConfig) -> int:
     from dgnode.reporting.report import metrics_table, run_table
     from dgnode.training.loop import fit
 
-    if not config.data.store or not Path(config.data.store).is_dir():
-        raise InputError("feature store directory not found: pass --data.store DIR (or data.store in --config)",
-                         path=config.data.store)
+    if not config.data.store:
+        raise InputError("no feature store: pass --data.store DIR or s3://BUCKET/PREFIX (or data.store in --config)")
     data = load_conversations(config.data.store, config.data.modalities, config.data.normalise)
     result = fit(config, data, options.out, progress=options.progress)
     console = Console(width=120)

@@ -185,6 +185,7 @@ def train_and_track(
     from dgnode.features.dataset import load_conversations
     from dgnode.features.store import FeatureStore
     from dgnode.options import replace_dotted
+    from dgnode.storage import resolve
     from dgnode.tracking.runs import ensure_experiment, provenance_tags, tracked_run
     from dgnode.tracking.server import check_tracking_uri, resolve_tracking_uri
     from dgnode.training.best import evaluate_and_register
@@ -193,10 +194,11 @@ def train_and_track(
     check_tracking_uri(uri)
     if not config.data.store:
         raise DgnodeError("the config names no data.store: pass --data.store")
-    store = str(Path(config.data.store).resolve())
+    store = resolve(config.data.store).uri
     config = replace_dotted(config, {"data.store": store})
+    fingerprint = FeatureStore.open(store).fingerprint()  # a bad store fails before anything is recorded
     experiment_id = ensure_experiment(uri, experiment)
-    tags = {**provenance_tags(FeatureStore.open(store).fingerprint(), store), "dgnode.run_kind": "train",
+    tags = {**provenance_tags(fingerprint, store), "dgnode.run_kind": "train",
             "dgnode.train_name": settings.name, "dgnode.workers": settings.num_workers}
     with tracked_run(uri, experiment_id, run_name=settings.name, tags=tags) as run:
         run.log_config(config)

@@ -74,7 +74,7 @@ def test_unknown_config_key_is_a_one_line_error(small_store, tmp_path, capsys):
 
 def test_missing_store_and_missing_run_are_clear_errors(tmp_path, capsys):
     code, _, err = run_cli(["train", "--data.store", str(tmp_path / "nope"), "--out", str(tmp_path / "o")], capsys)
-    assert code == 2 and "feature store directory not found" in err and "nope" in err
+    assert code == 2 and "not a feature store: metadata.json is missing" in err and "nope" in err
     code, _, err = run_cli(["evaluate", "--run", str(tmp_path)], capsys)
     assert code == 2 and "not a finished run: config.yaml is missing" in err
 
