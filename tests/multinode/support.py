@@ -47,9 +47,10 @@ def mlflow_runs(tracking_uri: str, experiment_id: str) -> list:
     return MlflowClient(tracking_uri).search_runs([experiment_id], max_results=1000)
 
 
-def store_rows(store_uri: str) -> list[str]:
-    """The utterance id of every row of the store (a repeated id is a duplicate); needs the AWS
-    variables of the S3 server in this process (the ``s3_env`` fixture)."""
+def store_counts(store_uri: str) -> tuple[int, set[str]]:
+    """The store's row count (repeats of an utterance included) and its distinct utterance ids;
+    needs the S3 server's AWS variables in this process (the ``s3_env`` fixture)."""
     from dgnode.features.store import FeatureStore
 
-    return [str(u) for u in FeatureStore.open(store_uri).load_rows()["utt_id"]]
+    store = FeatureStore.open(store_uri)
+    return len(store), store.stored_utt_ids()

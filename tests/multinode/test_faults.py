@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.multinode.support import job_result, mlflow_runs, node_ids_of, pipeline_entrypoint, pipeline_nodes, store_rows
+from tests.multinode.support import job_result, mlflow_runs, node_ids_of, pipeline_entrypoint, pipeline_nodes, store_counts
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +50,7 @@ def _no_run_left_running(tracking_uri: str, result: dict) -> None:
 def test_job_survives_a_worker_node_lost_during_extraction(start_cluster, cluster_config, s3_corpus, mlflow_s3,
                                                           bucket, s3_env):
     from dgnode.corpus.manifest import load_manifest
-    from dgnode.features.store import FeatureStore
+    from dgnode.features.store import METADATA_FILE, FeatureStore
     from dgnode.storage import resolve
 
     cluster = start_cluster(*pipeline_nodes(cluster_config))
@@ -59,7 +59,7 @@ def test_job_survives_a_worker_node_lost_during_extraction(start_cluster, cluste
     stored_at_kill: list[int] = []
 
     def some_stored() -> bool:
-        if not (resolve(store) / "metadata.json").exists():
+        if not (resolve(store) / METADATA_FILE).exists():
             return False
         count = len(FeatureStore.open(store).stored_utt_ids())
         stored_at_kill[:] = [count]
@@ -75,7 +75,8 @@ def test_job_survives_a_worker_node_lost_during_extraction(start_cluster, cluste
     assert 0 < stored_at_kill[0] < len(manifest), "the node was not lost in the middle of extraction"
 
     # Nothing lost, nothing duplicated: the store holds every utterance exactly once.
-    assert sorted(store_rows(store)) == sorted(set(manifest["utt_id"]))
+    rows, stored = store_counts(store)
+    assert stored == set(manifest["utt_id"]) and rows == len(manifest)
     # The embedding actor was restarted on the surviving worker node.
     survivor = {cluster.nodes[n].node_id for n in ("cpu1", "cpu2")} - {kill.node_id}
     assert node_ids_of(cluster, "EmbedActor") & survivor
@@ -84,6 +85,8 @@ def test_job_survives_a_worker_node_lost_during_extraction(start_cluster, cluste
 
 def test_job_survives_a_worker_node_lost_during_a_multi_worker_trial(start_cluster, cluster_config, s3_corpus,
                                                                     mlflow_s3, bucket, s3_env):
+    from dgnode.storage import resolve
+
     cluster = start_cluster(*pipeline_nodes(cluster_config))
     workdir = f"s3://{bucket}/fault-trial"
     trials = 2
@@ -92,8 +95,6 @@ def test_job_survives_a_worker_node_lost_during_a_multi_worker_trial(start_clust
         # A trial has reported an epoch with its checkpoint in S3 (something to restart from).
         searches = resolve(workdir).children("search-*", kind="dir")
         return bool(searches) and any(searches[-1].join("train").children("*", kind="dir"))
-
-    from dgnode.storage import resolve
 
     kill = _KillWhen(cluster, "RayTrainWorker", checkpointed)
     job = cluster.submit_job(pipeline_entrypoint(
