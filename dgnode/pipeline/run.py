@@ -54,15 +54,13 @@ class PipelineConfig:
     """The main job: raw corpus, manifest, ImageBind features, a DGODE search, the best model on test.
 
     Attributes:
-        workdir: where every stage writes (corpus, scan, features, searches, plots, mlflow.db): a folder, or s3://BUCKET/PREFIX on a cluster (then with corpus_root and tracking_uri)
+        workdir: where every stage writes (corpus, scan, features, searches, mlflow.db)
         corpus_root: raw IEMOCAP tree, local or s3://BUCKET/PREFIX (default: $IEMOCAP_ROOT, else a generated mini corpus)
         checkpoint: imagebind_huge.pth (default: $IMAGEBIND_CHECKPOINT; without it the tiny random-init model)
-        model: ImageBind size (default: huge with a checkpoint or a corpus_root, else tiny; tiny with a corpus_root: a smoke test)
         labels: label scheme of the scan
         synth: the generated corpus when there is no corpus_root (seed, dialogs, cues, ...)
         modalities: modalities to extract and train on
         gpu_memory_gb: GPU memory budget that sets the extraction batch sizes
-        extract_actors: embedding actors of the extraction (default: one per GPU, else 1; more spread it over CPU nodes)
         media_cache: per-node cache of the media extraction fetches from an s3:// corpus
         train_config: the training config the search varies (YAML)
         train_overrides: dotted training-config keys applied on top of train_config, e.g. {train.batch_size: 8}
@@ -76,12 +74,10 @@ class PipelineConfig:
     workdir: str = "demo_output"
     corpus_root: str | None = None
     checkpoint: str | None = None
-    model: Literal["tiny", "huge"] | None = None
     labels: Literal["merc6", "raw6", "four"] = "merc6"
     synth: SynthConfig = field(default_factory=_demo_corpus)
     modalities: list[str] = field(default_factory=lambda: ["text", "audio", "vision"])
     gpu_memory_gb: float = 24.0
-    extract_actors: int | None = None
     media_cache: MediaCacheConfig = field(default_factory=MediaCacheConfig)
     train_config: str = str(REPO_CONFIGS / "dgode_demo.yaml")
     train_overrides: dict[str, Any] = field(default_factory=dict)
@@ -104,12 +100,11 @@ class PipelineConfig:
 
 @dataclass
 class PipelineResult:
-    # Locations (dgnode.storage.Location): local folders or s3:// URIs.
-    workdir: Any
-    corpus_root: Any
-    manifest: Any
-    store: Any
-    search_dir: Any
+    workdir: Path
+    corpus_root: Path | str  # a local folder or an s3:// URI
+    manifest: Path
+    store: Path
+    search_dir: Path
     tracking_uri: str
     stage_seconds: dict[str, float]
     scan: dict[str, Any]
@@ -117,7 +112,7 @@ class PipelineResult:
     search: Any  # dgnode.tuning.search.SearchOutcome
     label_names: list[str] = field(default_factory=list)
     baselines: Any = None  # dgnode.pipeline.baselines.Baselines, or None without baseline_config
-    plots: dict[str, Any] = field(default_factory=dict)  # figure name -> its Location
+    plots: dict[str, Path] = field(default_factory=dict)  # figure name -> file
     synth: SynthConfig | None = None  # the generated corpus's settings (None: a real corpus)
 
 
@@ -138,11 +133,11 @@ def run_pipeline(config: PipelineConfig, progress: bool = True) -> PipelineResul
     from dgnode.reporting.progress import progress_bar
     from dgnode.tracking.server import check_tracking_uri, resolve_tracking_uri
     from dgnode.training.config import load_train_config
-    from dgnode.storage import resolve
     from dgnode.tuning.search import run_search
 
-    workdir = _workdir(config)  # before any work: a bucket that cannot be written is not started on
-    tracking_uri = resolve_tracking_uri(config.tracking_uri, cwd=None if workdir.is_remote else workdir.local_path())
+    workdir = Path(config.workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    tracking_uri = resolve_tracking_uri(config.tracking_uri, cwd=workdir)
     check_tracking_uri(tracking_uri)  # before any work: a run that cannot be recorded is not started
     modalities = list(config.modalities)
     # Bad keys fail now, not after extraction.
@@ -158,22 +153,22 @@ def run_pipeline(config: PipelineConfig, progress: bool = True) -> PipelineResul
         timings[stage] = time.perf_counter() - start
         _say(f"{stage:<13} done in {timings[stage]:5.1f} s")
 
-    model = config.model or ("huge" if config.checkpoint or config.corpus_root else "tiny")
-    if model == "huge" and not config.checkpoint:
-        raise InputError("a real corpus needs the ImageBind-huge checkpoint: set IMAGEBIND_CHECKPOINT or --checkpoint "
-                         "(or --model tiny: random weights, a smoke test)")
     if config.corpus_root:
         # An s3:// root is checked by the scan (missing bucket or prefix: one error naming it).
-        corpus_root = resolve(config.corpus_root)
-        if not corpus_root.is_remote and not corpus_root.is_dir():
-            raise InputError("corpus root not found (IEMOCAP_ROOT)", path=corpus_root.uri)
+        corpus_root = config.corpus_root if config.corpus_root.startswith("s3://") else Path(config.corpus_root)
+        if isinstance(corpus_root, Path) and not corpus_root.exists():
+            raise InputError("corpus root not found (IEMOCAP_ROOT)", path=str(corpus_root))
+        model = "huge"
+        if not config.checkpoint:
+            raise InputError("a real corpus needs the ImageBind-huge checkpoint: set IMAGEBIND_CHECKPOINT or --checkpoint")
     else:
         corpus_root = workdir / "corpus"
+        model = "huge" if config.checkpoint else "tiny"
         with timed("synth corpus"):
-            synthesize_corpus(corpus_root.local_path(), config.synth, progress=progress)
+            synthesize_corpus(corpus_root, config.synth, progress=progress)
 
     with timed("scan"):
-        scan = scan_corpus(corpus_root.uri, labels=config.labels, progress=False)  # a fraction of a second: no bar
+        scan = scan_corpus(corpus_root, labels=config.labels, progress=False)  # a fraction of a second: no bar
         paths = write_scan(scan, workdir / "scan")
 
     # Under `ray job submit` RAY_ADDRESS names the job's cluster; a local Ray starts otherwise.
@@ -184,8 +179,8 @@ def run_pipeline(config: PipelineConfig, progress: bool = True) -> PipelineResul
             bar = progress_bar(total=len(scan.manifest), desc="extract", unit="utt", enabled=progress)
             try:
                 extraction = run_extraction(
-                    ExtractConfig(manifest=paths["manifest"].uri, store=store.uri, model=model,
-                                  checkpoint=config.checkpoint, modalities=modalities, num_actors=config.extract_actors,
+                    ExtractConfig(manifest=str(paths["manifest"]), store=str(store), model=model,
+                                  checkpoint=config.checkpoint, modalities=modalities,
                                   gpu_memory_gb=config.gpu_memory_gb, media_cache=config.media_cache, progress=False),
                     on_batch=lambda report: bar.update(len(report.utt_ids)),
                 )
@@ -193,7 +188,7 @@ def run_pipeline(config: PipelineConfig, progress: bool = True) -> PipelineResul
                 bar.close()
         search_dir = workdir / f"search-{time.strftime('%Y%m%d-%H%M%S')}"
         with timed("tune + test"):
-            outcome = run_search(search_dir, replace_dotted(train_config, {"data.store": store.uri}), config.space,
+            outcome = run_search(search_dir, replace_dotted(train_config, {"data.store": str(store)}), config.space,
                                  config.tune, tracking_uri=tracking_uri, progress=progress)
             _log_extraction(tracking_uri, outcome, extraction)
     baselines = None
@@ -203,7 +198,7 @@ def run_pipeline(config: PipelineConfig, progress: bool = True) -> PipelineResul
         with timed("baselines"):
             tracking = {"tracking_uri": tracking_uri, "experiment_id": outcome.experiment_id,
                         "parent_run_id": outcome.parent_run_id}
-            baselines = train_baselines(store.uri, config.baseline_config, modalities, workdir / "baseline-mlp",
+            baselines = train_baselines(str(store), config.baseline_config, modalities, workdir / "baseline-mlp",
                                         tracking, progress)
     from dgnode.pipeline.summary import write_plots
 
@@ -224,23 +219,6 @@ def run_pipeline(config: PipelineConfig, progress: bool = True) -> PipelineResul
         plots=write_plots(workdir / "plots", outcome.test, baselines, label_names),
         synth=None if config.corpus_root else config.synth,
     )
-
-
-def _workdir(config: PipelineConfig):
-    """The work location, checked and created; a remote one needs a corpus and a tracking server
-    elsewhere (a generated corpus and the default SQLite database are files on this machine)."""
-    from dgnode.errors import InputError
-    from dgnode.storage import resolve
-
-    workdir = resolve(config.workdir)
-    workdir.check_bucket()
-    if workdir.is_remote and not config.corpus_root:
-        raise InputError("a workdir in object storage needs --corpus_root (generate one with `dgnode corpus synth DIR` "
-                         "and upload DIR)", path=workdir.uri)
-    if workdir.is_remote and not (config.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")):
-        raise InputError("a workdir in object storage needs a tracking server: --tracking_uri or MLFLOW_TRACKING_URI "
-                         "(the default WORKDIR/mlflow.db is a local file)", path=workdir.uri)
-    return workdir.mkdir()
 
 
 def _log_extraction(tracking_uri: str, outcome: Any, extraction: Any) -> None:
