@@ -100,8 +100,24 @@ def cluster_of(args: argparse.Namespace, env: dict[str, str], isolated: bool):
         cluster.stop()
 
 
+@contextlib.contextmanager
+def mlflow_server(root: Path, artifacts: str, env: dict[str, str]):
+    """``mlflow/server.sh`` on a free port with its artifacts at ``artifacts``; its URL."""
+    import socket
+
+    from tests.tuning.server_process import kill_server, start_server
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    pid = start_server(root, port, extra_env={**env, "MLFLOW_ARTIFACTS_DESTINATION": artifacts})
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        kill_server(pid, port)
+
+
 def bench(args: argparse.Namespace, work: Path) -> dict:
-    from tests.mlflowserver import running_mlflow_server
     from tests.seaweed import SeaweedServer
 
     corpus = synth_corpus(work / "corpus", args.dialogs)
@@ -113,11 +129,11 @@ def bench(args: argparse.Namespace, work: Path) -> dict:
         corpus_bytes = upload(server, bucket, corpus, "corpus")
         env = server.env()
         for repeat in range(args.repeats):
-            with running_mlflow_server(work / f"mlflow-local-{repeat}", str(work / f"artifacts-{repeat}")) as url, \
+            with mlflow_server(work / f"mlflow-local-{repeat}", str(work / f"artifacts-{repeat}"), env) as url, \
                     cluster_of(args, env, isolated=False) as cluster:
                 startup["local"].append(cluster.startup_s)
                 runs["local"].append(run_job(cluster, str(work / f"local-{repeat}"), str(corpus), url, args))
-            with running_mlflow_server(work / f"mlflow-s3-{repeat}", f"s3://{bucket}/mlflow-{repeat}", env=env) as url, \
+            with mlflow_server(work / f"mlflow-s3-{repeat}", f"s3://{bucket}/mlflow-{repeat}", env) as url, \
                     cluster_of(args, env, isolated=True) as cluster:
                 startup["s3"].append(cluster.startup_s)
                 runs["s3"].append(run_job(cluster, f"s3://{bucket}/work-{repeat}", f"s3://{bucket}/corpus/{corpus.name}",

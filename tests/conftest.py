@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -82,13 +84,55 @@ def s3_uri(s3_server, monkeypatch) -> str:
 
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory):
-    """A real ``mlflow server`` started by ``mlflow/server.sh`` on a free 127.0.0.1 port, SQLite
-    backend and artifact directory in a temporary directory (``tests/mlflowserver.py``)."""
-    from tests.mlflowserver import running_mlflow_server
+    """A real ``mlflow server`` started by ``mlflow/server.sh`` on a free 127.0.0.1 port.
+
+    SQLite backend and artifact directory in a temporary directory; yields the server URL once
+    ``/health`` answers. Stopped by ``mlflow/stop.sh`` (its PID file) at the end of the session,
+    with a ``SIGKILL`` to the server's own process group as a fallback, also when tests fail.
+    """
+    import signal
+    import socket
+    import subprocess
+    import time
+    import urllib.request
 
     root = tmp_path_factory.mktemp("mlflow_server")
-    with running_mlflow_server(root, str(root / "artifacts")) as url:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "MLFLOW_HOST": "127.0.0.1",
+        "MLFLOW_PORT": str(port),
+        "MLFLOW_WORKERS": "2",
+        "MLFLOW_SERVER_DIR": str(root),
+        "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{root}/mlflow.db",
+        "MLFLOW_ARTIFACTS_DESTINATION": str(root / "artifacts"),
+        "MLFLOW_BIN": str(Path(sys.executable).with_name("mlflow")),
+    }
+    subprocess.run([str(REPO_ROOT / "mlflow" / "server.sh")], env=env, cwd=root, check=True, capture_output=True)
+    pid = int((root / "server.pid").read_text())
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                log = (root / "server.log").read_text(errors="replace")[-2000:]
+                pytest.fail(f"mlflow server on {url} did not answer /health within 120 s; log:\n{log}")
+            time.sleep(0.3)
         yield url
+    finally:
+        subprocess.run([str(REPO_ROOT / "mlflow" / "stop.sh")], env=env, cwd=root, capture_output=True, timeout=60)
+        try:
+            os.killpg(pid, signal.SIGKILL)  # only if stop.sh failed: the group is gone otherwise
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 TINY_SPLITS = {"train": 6, "valid": 2, "test": 3}
@@ -116,3 +160,40 @@ def tiny_synthetic_store(tmp_path_factory, iemocap_structure_path) -> Path:
     structure = write_tiny_structure(iemocap_structure_path, root / "structure.json")
     synthesize_features(structure, root / "store", TINY_DIMS, seed=5)
     return root / "store"
+
+
+@dataclass
+class MeldRelease:
+    """A small synthetic MELD release (every trap dialogue of the real one) and its scan."""
+
+    summary: Any  # dgnode.corpus.meld_synth.MeldSynthSummary
+    scan: Any  # dgnode.corpus.scan.ScanResult
+    manifest_path: Path
+
+
+@pytest.fixture(scope="session")
+def meld_release(tmp_path_factory) -> MeldRelease:
+    """12 dialogues (the 9 trap dialogues, each as short as its traps allow, and 3 more of 2-3
+    utterances), clips of 0.6-1.6 s, overlong clips of 36 s: written and scanned once (read-only)."""
+    from dgnode.corpus.detect import scan_release
+    from dgnode.corpus.scan import write_scan
+    from dgnode.corpus.synth import SynthConfig, synthesize_corpus
+
+    root = tmp_path_factory.mktemp("meld")
+    summary = synthesize_corpus(root / "raw", SynthConfig(dataset="meld", dialogs=12, utterances_per_dialogue=(2, 3),
+                                                          utterance_seconds=(0.6, 1.6), overlong_seconds=36.0))
+    scan = scan_release(root / "raw", "meld")
+    return MeldRelease(summary, scan, write_scan(scan, root / "scan")["manifest"])
+
+
+@pytest.fixture(scope="session")
+def meld_store(ray_local, meld_release, tmp_path_factory):
+    """The release's utterances extracted on local Ray with the tiny random-init ImageBind:
+    ``(store path, ExtractSummary)``."""
+    from dgnode.embedding.config import ExtractConfig
+    from dgnode.embedding.pipeline import run_extraction
+
+    store = tmp_path_factory.mktemp("meld_store") / "features"
+    summary = run_extraction(ExtractConfig(manifest=str(meld_release.manifest_path), store=str(store), model="tiny",
+                                           max_batch_size=8, decode_batch_size=4, decode_tasks=2, progress=False))
+    return store, summary

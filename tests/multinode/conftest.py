@@ -83,12 +83,26 @@ def s3_corpus(s3_server, bucket, tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def mlflow_s3(s3_server, bucket, tmp_path_factory) -> str:
-    """An MLflow server on the head (SQLite metadata on its disk) whose artifacts go to
-    ``s3://BUCKET/mlflow`` (``--artifacts-destination``); its URL."""
-    from tests.mlflowserver import running_mlflow_server
+    """An MLflow server on the head (``mlflow/server.sh``, SQLite metadata on the head's disk) whose
+    artifacts go to ``s3://BUCKET/mlflow`` (``--artifacts-destination``); its URL. Stopped (its
+    process group, by PID) at the end, also when a test fails."""
+    from tests.tuning.server_process import kill_server, start_server
 
-    with running_mlflow_server(tmp_path_factory.mktemp("mlflow"), f"s3://{bucket}/mlflow", env=s3_server.env()) as url:
-        yield url
+    port = _free_port()
+    pid = start_server(tmp_path_factory.mktemp("mlflow"), port,
+                       extra_env={**s3_server.env(), "MLFLOW_ARTIFACTS_DESTINATION": f"s3://{bucket}/mlflow"})
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        kill_server(pid, port)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 @pytest.fixture
