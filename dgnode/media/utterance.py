@@ -37,7 +37,7 @@ import pandas as pd
 
 from dgnode.media.audio import load_utterance_audio, waveform_to_imagebind
 from dgnode.media.text import clean_transcript
-from dgnode.media.video import VideoSource, read_video_segment
+from dgnode.media.video import VideoSource, frames_to_imagebind, segment_frames
 from dgnode.media.config import AudioConfig, MediaConfig, TextConfig, VideoConfig
 
 __all__ = ["REQUEST_COLUMNS", "VISION_TRANSPORT_DTYPE", "preprocess_batch"]
@@ -140,18 +140,26 @@ def _vision(rows: pd.DataFrame, out: dict[str, np.ndarray], config: VideoConfig)
         if source is None:
             seconds[members] = opened
             continue
-        for i in members:
+        decoded = {}
+        for i in members:  # every member's frames first, then the reader goes (see VideoSource.close)
             started = time.perf_counter()
             row = rows.iloc[i]
             try:
-                segment = read_video_segment(source, float(row["start_s"]), float(row["end_s"]), row["speaker_side"], config)
-                pixels[i] = segment.pixels.numpy().astype(VISION_TRANSPORT_DTYPE)
-                indices[i] = segment.plan.indices.reshape(-1)
-                times[i] = segment.plan.times.reshape(-1)
-                clamped[i] = segment.plan.clamped
+                decoded[i] = segment_frames(source, float(row["start_s"]), float(row["end_s"]), row["speaker_side"], config)
             except Exception as error:  # noqa: BLE001
                 errors[i] = f"{path}: {_describe(error)}"
             seconds[i] = opened + time.perf_counter() - started
+        source.close()
+        for i, (frames, plan) in decoded.items():
+            started = time.perf_counter()
+            try:
+                pixels[i] = frames_to_imagebind(frames, config).numpy().astype(VISION_TRANSPORT_DTYPE)
+                indices[i] = plan.indices.reshape(-1)
+                times[i] = plan.times.reshape(-1)
+                clamped[i] = plan.clamped
+            except Exception as error:  # noqa: BLE001
+                errors[i] = f"{path}: {_describe(error)}"
+            seconds[i] += time.perf_counter() - started
     out.update(
         vision=pixels, error_vision=errors, frame_indices=indices, frame_times=times,
         frames_clamped=clamped, seconds_vision=seconds,
