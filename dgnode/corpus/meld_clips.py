@@ -20,6 +20,7 @@ from dgnode.corpus import rejects as R
 from dgnode.corpus.meld_names import parse_clip_name
 from dgnode.corpus.rejects import RejectLog
 from dgnode.corpus.scan import list_entries
+from dgnode.corpus.tree import LocalTree
 
 __all__ = ["ClipError", "ClipInfo", "SplitClips", "list_clips", "probe_clip"]
 
@@ -51,9 +52,9 @@ def list_clips(folder: Path, log: RejectLog) -> SplitClips:
     """The clips of a split's folder (see the module docstring)."""
     clips = SplitClips(folder)
     prefixed: dict[tuple[int, int], Path] = {}
-    for entry in list_entries(folder, log):
+    for entry in list_entries(LocalTree(str(folder)), str(folder), log):
         name = parse_clip_name(entry.name)
-        if name is None or entry.is_dir():
+        if name is None or entry.is_dir:
             log.add(R.UNRECOGNISED_NAME, entry.path, "expected a clip named dia<D>_utt<U>.mp4; not read")
             continue
         key = (name.dialogue, name.utterance)

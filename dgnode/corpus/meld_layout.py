@@ -35,6 +35,7 @@ from dgnode.corpus.meld_names import ARCHIVES, CLIP_FOLDERS, CSV_FILES, MELD_SPL
 from dgnode.corpus.names import MACOSX_DIR, is_macos_junk_name
 from dgnode.corpus.rejects import RejectLog
 from dgnode.corpus.scan import list_entries
+from dgnode.corpus.tree import LocalTree
 from dgnode.errors import EnvironmentFault
 
 __all__ = ["UNPACKED_STAMP", "MeldRelease", "find_release", "unpack_archive"]
@@ -61,11 +62,12 @@ def _find_sources(root: Path, log: RejectLog) -> dict[str, dict[str, Path]]:
     found: dict[str, dict[str, Path]] = {kind: {} for kind in _KINDS}
     by_name = {name: (kind, split) for kind, names in _KINDS.items() for split, name in names.items()}
     visited = {os.path.realpath(root)}
+    tree = LocalTree(str(root))
     queue = deque([root])
     while queue:
         directory = queue.popleft()
-        for entry in list_entries(directory, log):
-            is_dir = entry.is_dir()
+        for entry in list_entries(tree, str(directory), log):
+            is_dir = entry.is_dir
             kind, split = by_name.get(entry.name, (None, None))
             if kind is not None and is_dir == (kind == "folder"):
                 if split in found[kind]:
