@@ -15,7 +15,15 @@ Columns (:data:`MANIFEST_SCHEMA`): ``dialog_id``, ``utt_id``, ``session`` (1-5),
 (list of ``{word, start_s, end_s}``, empty without alignment), ``split``. Paths are absolute:
 local paths, or ``s3://`` URIs when the corpus was scanned from object storage (extraction fetches
 those media where it runs: :mod:`dgnode.media.fetch`).
-The Parquet metadata holds ``label_names`` (JSON list), ``label_scheme`` and ``corpus_root``.
+The Parquet metadata holds ``label_names`` (JSON list), ``label_scheme``, ``corpus_root`` and
+``dataset`` (``iemocap``/``meld``; a manifest written before MELD support has none).
+
+A MELD manifest (:mod:`dgnode.corpus.meld_scan`) fills the same columns: ``session`` is the
+Friends season, ``speaker`` the character's name, ``speaker_side`` is ``full`` (one clip per
+utterance, no split screen: the whole frame is the speaker's view), ``start_s``/``end_s`` are
+seconds inside the utterance's own clip (``video_path``), ``wav_path`` is null (the audio is the
+clip's track), ``label_code`` is the raw value of the CSV column the scheme reads, and
+``majority_category``, ``wdseg_path`` are null, ``words`` empty.
 
 Both tables are read and written at a local path or an ``s3://`` URI (:mod:`dgnode.storage`):
 each write is atomic (a reader sees the old file or the new one), and reading an ``s3://``
@@ -42,8 +50,8 @@ from dgnode.storage import Location, resolve
 
 __all__ = [
     "KEY_COLUMNS", "MANIFEST_COLUMNS", "MANIFEST_FILE", "MANIFEST_SCHEMA", "MEDIA_COLUMNS", "NULLABLE_COLUMNS",
-    "REJECTS_FILE", "REJECTS_SCHEMA", "WORD_TYPE", "load_manifest", "load_rejects", "manifest_frame", "rejects_frame",
-    "scan_outputs", "write_manifest", "write_rejects",
+    "REJECTS_FILE", "REJECTS_SCHEMA", "SPEAKER_SIDES", "WORD_TYPE", "load_manifest", "load_rejects", "manifest_frame",
+    "rejects_frame", "scan_outputs", "write_manifest", "write_rejects",
 ]
 
 # What names an utterance and its place in a conversation, from the manifest to every stage after
@@ -82,7 +90,10 @@ MANIFEST_SCHEMA = pa.schema(
     ]
 )
 MANIFEST_COLUMNS = tuple(MANIFEST_SCHEMA.names)
-NULLABLE_COLUMNS = frozenset({"label", "majority_category", "video_path", "wdseg_path"})
+NULLABLE_COLUMNS = frozenset({"label", "majority_category", "wav_path", "video_path", "wdseg_path"})
+# ``left``/``right``: the speaker's half of a split-screen video (IEMOCAP); ``full``: the whole
+# frame (MELD's per-utterance clips).
+SPEAKER_SIDES = ("left", "right", "full")
 REJECTS_SCHEMA = pa.schema(
     [("path", pa.string()), ("line", pa.int32()), ("utt_id", pa.string()), ("reason", pa.string()), ("detail", pa.string())]
 )
@@ -240,9 +251,9 @@ def _media_manifest(table: pa.Table, path: Location, modalities: Sequence[str]) 
         if column in frame.columns:
             frame[column] = [_resolve(p, path.parent) for p in frame[column]]
     if "speaker_side" in frame.columns:
-        bad_sides = sorted(set(frame["speaker_side"].dropna()) - {"left", "right"})
+        bad_sides = sorted(set(frame["speaker_side"].dropna()) - set(SPEAKER_SIDES))
         if bad_sides:
-            raise InputError(f"speaker_side must be left or right, found {bad_sides}", str(path))
+            raise InputError(f"speaker_side must be one of {', '.join(SPEAKER_SIDES)}, found {bad_sides}", str(path))
     return frame.sort_values(["dialog_id", "order"], kind="stable").reset_index(drop=True)
 
 

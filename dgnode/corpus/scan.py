@@ -79,9 +79,19 @@ class ScanResult:
     label_names: tuple[str, ...] = ()
     corpus_root: str = ""
     session_dirs: dict[int, str] = field(default_factory=dict)
+    dataset: str = "iemocap"  # or "meld" (dgnode.corpus.meld_scan)
+    sources: dict[str, str] = field(default_factory=dict)  # MELD: the CSVs and clip folders read
+
+    @classmethod
+    def from_rows(cls, rows: list[dict[str, Any]], log: RejectLog, scheme: LabelScheme, corpus_root: Path,
+                  **fields: Any) -> "ScanResult":
+        """The result of a scan that found ``rows`` (manifest dicts) and logged ``log``."""
+        return cls(manifest=manifest_frame(rows), rejects=rejects_frame([row.__dict__ for row in log.rows]),
+                   label_scheme=scheme.name, label_names=scheme.label_names, corpus_root=str(corpus_root), **fields)
 
     def summary(self) -> dict[str, Any]:
-        """Counts for reports: sessions, dialogues, utterances, labelled, per label, splits, rejects."""
+        """Counts for reports: dialogues, utterances, labelled, per label, splits, rejects; sessions and
+        utterances without word alignment (IEMOCAP), seasons and speakers (MELD)."""
         frame = self.manifest
         labelled = frame[frame["label"].notna()]
         label_counts = Counter(int(v) for v in labelled["label"])
@@ -92,14 +102,17 @@ class ScanResult:
                 "dialogues": int(part["dialog_id"].nunique()),
                 "labelled": int(part["label"].notna().sum()),
             }
+        by_dataset = ({"seasons": int(frame["session"].nunique()), "speakers": int(frame["speaker"].nunique())}
+                      if self.dataset == "meld" else
+                      {"sessions": len(self.session_dirs), "without_alignment": int(frame["wdseg_path"].isna().sum())})
         return {
-            "sessions": len(self.session_dirs),
+            "dataset": self.dataset,
+            **by_dataset,
             "dialogues": int(frame["dialog_id"].nunique()),
             "utterances": int(len(frame)),
             "labelled": int(len(labelled)),
             "label_counts": {name: label_counts.get(i, 0) for i, name in enumerate(self.label_names)},
             "splits": splits,
-            "without_alignment": int(frame["wdseg_path"].isna().sum()),
             "without_video": int(frame["video_path"].isna().sum()),
             "rejects": dict(sorted(Counter(self.rejects["reason"]).items())),
         }
@@ -130,14 +143,8 @@ def scan_corpus(root: str | Path, labels: str = "merc6", strict: bool = False, p
     for job, read in tqdm(zip(work, readers), total=len(work), desc="scan", unit="dialogue",
                           disable=None if progress is None else not progress):
         rows.extend(_scan_dialogue(tree, job, read, scheme, log))
-    return ScanResult(
-        manifest=manifest_frame(rows),
-        rejects=rejects_frame([row.__dict__ for row in log.rows]),
-        label_scheme=scheme.name,
-        label_names=scheme.label_names,
-        corpus_root=tree.root,
-        session_dirs=dict(sorted(sessions.items())),
-    )
+    return ScanResult.from_rows(rows, log, scheme, tree.root,
+                                session_dirs={n: str(p) for n, p in sorted(sessions.items())})
 
 
 def write_scan(result: ScanResult, out_dir: str | Path | Location) -> dict[str, Location]:
@@ -150,7 +157,8 @@ def write_scan(result: ScanResult, out_dir: str | Path | Location) -> dict[str, 
         write_manifest(
             result.manifest,
             paths["manifest"],
-            {"label_names": list(result.label_names), "label_scheme": result.label_scheme, "corpus_root": result.corpus_root},
+            {"label_names": list(result.label_names), "label_scheme": result.label_scheme, "corpus_root": result.corpus_root,
+             "dataset": result.dataset},
         )
         write_rejects(result.rejects, paths["rejects"])
     except OSError as error:

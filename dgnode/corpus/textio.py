@@ -9,11 +9,15 @@ unusable when it holds control characters other than tab after decoding.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-__all__ = ["DecodedLines", "decode_line", "decode_lines", "has_control_characters", "read_lines"]
+from dgnode.errors import InputError
+
+__all__ = ["DecodedLines", "decode_line", "decode_lines", "has_control_characters", "read_json", "read_lines"]
 
 _BINARY_PROBE_BYTES = 8192
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -71,3 +75,16 @@ def decode_lines(data: bytes, path: str | Path) -> DecodedLines:
 def has_control_characters(text: str) -> bool:
     """True when ``text`` holds control characters (other than tab): garbage, not words."""
     return _CONTROL_RE.search(text) is not None
+
+
+def read_json(path: str | Path) -> Any:
+    """A JSON file's value (a structure file); a missing or malformed file is one
+    :class:`~dgnode.errors.InputError` naming it (and the line)."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError("structure file not found", str(path)) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        line = getattr(error, "lineno", None)
+        raise InputError(f"not valid JSON: {getattr(error, 'msg', error)}", str(path), line) from None

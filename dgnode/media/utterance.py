@@ -49,7 +49,7 @@ import pandas as pd
 
 from dgnode.media.audio import load_utterance_audio, waveform_to_imagebind
 from dgnode.media.text import clean_transcript
-from dgnode.media.video import VideoSource, read_video_segment
+from dgnode.media.video import VideoSource, frames_to_imagebind, segment_frames
 from dgnode.media.config import AudioConfig, MediaConfig, TextConfig, VideoConfig
 from dgnode.media.fetch import MediaCache
 
@@ -174,17 +174,27 @@ def _vision(rows: pd.DataFrame, out: dict[str, np.ndarray], config: VideoConfig,
 
 def _cut(rows: pd.DataFrame, members: list[int], source: VideoSource, path: str, opened: float, config: VideoConfig,
          arrays: tuple[np.ndarray, ...]) -> None:
-    """Each member utterance's frames from the open dialogue video, into the output arrays."""
+    """Each member utterance's frames from the open video, into the output arrays: every member's
+    frames first, then the reader is closed (its buffers go: see :meth:`VideoSource.close`), then
+    the frames are turned into ImageBind's input."""
     pixels, errors, indices, times, clamped, seconds = arrays
+    decoded = {}
     for i in members:
         started = time.perf_counter()
         row = rows.iloc[i]
         try:
-            segment = read_video_segment(source, float(row["start_s"]), float(row["end_s"]), row["speaker_side"], config)
-            pixels[i] = segment.pixels.numpy().astype(VISION_TRANSPORT_DTYPE)
-            indices[i] = segment.plan.indices.reshape(-1)
-            times[i] = segment.plan.times.reshape(-1)
-            clamped[i] = segment.plan.clamped
+            decoded[i] = segment_frames(source, float(row["start_s"]), float(row["end_s"]), row["speaker_side"], config)
         except Exception as error:  # noqa: BLE001
             errors[i] = f"{path}: {_describe(error)}"
         seconds[i] = opened + time.perf_counter() - started
+    source.close()
+    for i, (frames, plan) in decoded.items():
+        started = time.perf_counter()
+        try:
+            pixels[i] = frames_to_imagebind(frames, config).numpy().astype(VISION_TRANSPORT_DTYPE)
+            indices[i] = plan.indices.reshape(-1)
+            times[i] = plan.times.reshape(-1)
+            clamped[i] = plan.clamped
+        except Exception as error:  # noqa: BLE001
+            errors[i] = f"{path}: {_describe(error)}"
+        seconds[i] += time.perf_counter() - started

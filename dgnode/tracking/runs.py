@@ -343,6 +343,8 @@ def end_dangling_runs(
 
     ``decide(run)`` picks each run's status (default KILLED): a search knows, from its own
     results, whether a trial whose process died before its ``finally`` ran had completed.
+    ``DELETED`` ends the run KILLED and moves it to MLflow's trash (restorable): a run that
+    belongs to nothing (a trial its search never saved) must not count as one.
     """
     from mlflow import MlflowClient
 
@@ -352,7 +354,11 @@ def end_dangling_runs(
         status = decide(run) if decide is not None else RunStatus.KILLED
         if status == RunStatus.RUNNING:
             continue
-        client.set_terminated(run.info.run_id, status)
+        if status == "DELETED":
+            client.set_terminated(run.info.run_id, RunStatus.KILLED)
+            client.delete_run(run.info.run_id)
+        else:
+            client.set_terminated(run.info.run_id, status)
         ended[run.info.run_id] = status
     return ended
 
