@@ -3,7 +3,7 @@
 Both variants, in one run, submit the same ``jobs/pipeline.py`` (``ray job submit``) to the same
 shape of multi-node Ray cluster on this machine (``tests/raycluster.py``: a head that runs only the
 drivers and ``--workers`` worker nodes of ``--cpus`` CPUs each), on the same generated corpus
-(``--dialogs``), tiny random-init ImageBind, ``--actors`` embedding actors and a short search
+(``--dialogs``), tiny random-init ImageBind, up to ``--actors`` embedding actors and a short search
 (``--trials`` trials of ``--epochs`` epochs, one per worker node at a time):
 
 * ``local``: the nodes share this machine's disk (as nodes sharing a network file system would);
@@ -49,18 +49,9 @@ def synth_corpus(root: Path, dialogs: int) -> Path:
     return root / "IEMOCAP_full_release"
 
 
-def upload(server, bucket: str, root: Path, prefix: str) -> int:
-    """Every file under ``root`` to ``s3://bucket/prefix/...``; the bytes uploaded."""
-    client, size = server.client(), 0
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        client.upload_file(str(path), bucket, f"{prefix}/{path.relative_to(root.parent).as_posix()}")
-        size += path.stat().st_size
-    return size
-
-
 def run_job(cluster, workdir: str, corpus: str, tracking_uri: str, args: argparse.Namespace) -> dict:
     entrypoint = ["python", "jobs/pipeline.py", "--workdir", workdir, "--corpus_root", corpus, "--model", "tiny",
-                  "--tracking_uri", tracking_uri, "--extract_actors", str(args.actors), "--baseline_config", "null",
+                  "--tracking_uri", tracking_uri, "--extract_overrides", json.dumps({"num_actors": args.actors, "max_batch_size": args.batch}), "--baseline_config", "null",
                   "--tune.trials", str(args.trials), "--tune.epochs", str(args.epochs),
                   "--tune.max_concurrent", str(args.workers), "--tune.cpus_per_worker", str(args.cpus),
                   "--tune.experiment", f"bench-{int(time.time() * 1000)}", "--progress", "false", "--json"]
@@ -126,7 +117,7 @@ def bench(args: argparse.Namespace, work: Path) -> dict:
     startup: dict[str, list[float]] = {"local": [], "s3": []}
     try:
         bucket = server.make_bucket()
-        corpus_bytes = upload(server, bucket, corpus, "corpus")
+        corpus_bytes = sum(server.upload(corpus.parent, bucket, "corpus").values())
         env = server.env()
         for repeat in range(args.repeats):
             with mlflow_server(work / f"mlflow-local-{repeat}", str(work / f"artifacts-{repeat}"), env) as url, \
@@ -165,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dialogs", type=int, default=10, help="generated dialogues (about 10 utterances each)")
     parser.add_argument("--workers", type=int, default=2, help="worker nodes")
     parser.add_argument("--cpus", type=int, default=2, help="logical CPUs per worker node (and per trial)")
-    parser.add_argument("--actors", type=int, default=2, help="embedding actors")
+    parser.add_argument("--actors", type=int, default=2, help="embedding actors (at most)")
+    parser.add_argument("--batch", type=int, default=8, help="utterances per embedding batch (at most)")
     parser.add_argument("--trials", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=1, help="runs of each variant, alternating")

@@ -73,11 +73,7 @@ def s3_corpus(s3_server, bucket, tmp_path_factory) -> str:
     root = tmp_path_factory.mktemp("corpus")
     subprocess.run([sys.executable, "-m", "dgnode.cli", "corpus", "synth", str(root), "--dialogs", str(CORPUS_DIALOGS)],
                    check=True, capture_output=True, cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
-    client = s3_server.client()
-    files = [p for p in root.rglob("*") if p.is_file()]
-    for path in files:
-        client.upload_file(str(path), bucket, f"corpus/{path.relative_to(root).as_posix()}")
-    assert files
+    assert s3_server.upload(root, bucket, "corpus")
     return f"s3://{bucket}/corpus/IEMOCAP_full_release"
 
 

@@ -18,11 +18,15 @@ def pipeline_nodes(cluster_config: dict) -> tuple[NodeSpec, list[NodeSpec]]:
             [typed_like(cluster_config, f"cpu{i}", "worker.cpu.decode", cpus=2) for i in (1, 2)])
 
 
+# Up to two embedding actors, on batches small enough for Ray Data to start the second one.
+EXTRACT_OVERRIDES = '{"num_actors": 2, "max_batch_size": 8}'
+
+
 def pipeline_entrypoint(workdir: str, corpus: str, tracking_uri: str, *extra: str) -> list[str]:
     """``python jobs/pipeline.py`` with every location in S3, the tiny ImageBind, two extraction
     actors and a search of two-CPU trials (one per worker node at a time)."""
     return ["python", "jobs/pipeline.py", "--workdir", workdir, "--corpus_root", corpus, "--model", "tiny",
-            "--tracking_uri", tracking_uri, "--extract_actors", "2", "--baseline_config", "null",
+            "--tracking_uri", tracking_uri, "--extract_overrides", EXTRACT_OVERRIDES, "--baseline_config", "null",
             "--tune.trials", "4", "--tune.epochs", "2", "--tune.max_concurrent", "2", "--tune.cpus_per_worker", "2",
             "--progress", "false", "--json", *extra]
 
