@@ -8,11 +8,12 @@ drivers and ``--workers`` worker nodes of ``--cpus`` CPUs each), on the same gen
 
 * ``local``: the nodes share this machine's disk (as nodes sharing a network file system would);
   corpus, manifest, feature store, search directory and MLflow's artifacts are local paths.
-* ``s3``: each worker node sees private, empty temp and checkout directories; the corpus (uploaded
-  once, before timing), manifest, store, search directory and MLflow's artifacts are in a SeaweedFS
-  server on 127.0.0.1 (``tests/seaweed.py``); decode tasks fetch each medium once per node.
+* ``s3``: each worker node sees private, empty temp and checkout directories; the corpus (which the
+  job generates on the head and uploads: stage ``synth corpus``), manifest, store, search directory
+  and MLflow's artifacts are in a SeaweedFS server on 127.0.0.1 (``tests/seaweed.py``); decode
+  tasks fetch each medium once per node.
 
-Per variant: the job's wall time and its stages' seconds (``scan``, ``extract``, ``tune + test``,
+Per variant: the job's wall time and its stages' seconds (``synth corpus``, ``scan``, ``extract``, ``tune + test``,
 from the job's JSON), extraction's utterances/s; ``ratio_s3_over_local`` for each; and for ``s3``
 the bytes (and objects, cache hits) each node fetched from the corpus, with the corpus's total
 size for comparison. Cluster start-up is measured apart and not in the ratios. The MLflow tracking
@@ -30,7 +31,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,17 +40,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from bench.report import emit  # noqa: E402
 
-STAGES = ("scan", "extract", "tune + test")
+STAGES = ("synth corpus", "scan", "extract", "tune + test")
 
 
-def synth_corpus(root: Path, dialogs: int) -> Path:
-    subprocess.run([sys.executable, "-m", "dgnode.cli", "corpus", "synth", str(root), "--dialogs", str(dialogs)],
-                   check=True, capture_output=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
-    return root / "IEMOCAP_full_release"
-
-
-def run_job(cluster, workdir: str, corpus: str, tracking_uri: str, args: argparse.Namespace) -> dict:
-    entrypoint = ["python", "jobs/pipeline.py", "--workdir", workdir, "--corpus_root", corpus, "--model", "tiny",
+def run_job(cluster, workdir: str, tracking_uri: str, args: argparse.Namespace) -> dict:
+    entrypoint = ["python", "jobs/pipeline.py", "--demo", "--workdir", workdir, "--synth.dialogs", str(args.dialogs),
                   "--tracking_uri", tracking_uri, "--extract_overrides", json.dumps({"num_actors": args.actors, "max_batch_size": args.batch}), "--baseline_config", "null",
                   "--tune.trials", str(args.trials), "--tune.epochs", str(args.epochs),
                   "--tune.max_concurrent", str(args.workers), "--tune.cpus_per_worker", str(args.cpus),
@@ -111,24 +105,22 @@ def mlflow_server(root: Path, artifacts: str, env: dict[str, str]):
 def bench(args: argparse.Namespace, work: Path) -> dict:
     from tests.seaweed import SeaweedServer
 
-    corpus = synth_corpus(work / "corpus", args.dialogs)
     server = SeaweedServer(work / "seaweed").start()
     runs: dict[str, list[dict]] = {"local": [], "s3": []}
     startup: dict[str, list[float]] = {"local": [], "s3": []}
     try:
         bucket = server.make_bucket()
-        corpus_bytes = sum(server.upload(corpus.parent, bucket, "corpus").values())
         env = server.env()
         for repeat in range(args.repeats):
             with mlflow_server(work / f"mlflow-local-{repeat}", str(work / f"artifacts-{repeat}"), env) as url, \
                     cluster_of(args, env, isolated=False) as cluster:
                 startup["local"].append(cluster.startup_s)
-                runs["local"].append(run_job(cluster, str(work / f"local-{repeat}"), str(corpus), url, args))
+                runs["local"].append(run_job(cluster, str(work / f"local-{repeat}"), url, args))
             with mlflow_server(work / f"mlflow-s3-{repeat}", f"s3://{bucket}/mlflow-{repeat}", env) as url, \
                     cluster_of(args, env, isolated=True) as cluster:
                 startup["s3"].append(cluster.startup_s)
-                runs["s3"].append(run_job(cluster, f"s3://{bucket}/work-{repeat}", f"s3://{bucket}/corpus/{corpus.name}",
-                                          url, args))
+                runs["s3"].append(run_job(cluster, f"s3://{bucket}/work-{repeat}", url, args))
+        corpus_bytes = _bytes_under(server, bucket, "work-0/corpus/")
     finally:
         server.stop()
     median = {variant: _median_run(found) for variant, found in runs.items()}
@@ -140,6 +132,11 @@ def bench(args: argparse.Namespace, work: Path) -> dict:
     return {"corpus_bytes": corpus_bytes, "cluster_startup_s": {k: [round(s, 1) for s in v] for k, v in startup.items()},
             "local": median["local"], "s3": median["s3"], "ratio_s3_over_local": ratios,
             "runs": runs if args.repeats > 1 else None}
+
+
+def _bytes_under(server, bucket: str, prefix: str) -> int:
+    pages = server.client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return sum(obj["Size"] for page in pages for obj in page.get("Contents", []))
 
 
 def _median_run(runs: list[dict]) -> dict:

@@ -1,6 +1,6 @@
 """Fixtures of the multi-node tests: clusters of ``ray start`` nodes that share nothing but the
-S3 server (``tests/raycluster.py``), an MLflow server whose artifacts go to that S3 server, a
-generated corpus uploaded to it; all stopped by PID in teardown, also when a test fails.
+S3 server (``tests/raycluster.py``) and an MLflow server whose artifacts go to that S3 server;
+all stopped by PID in teardown, also when a test fails.
 
 The machine has two cores shared with other work: nodes are small (a few logical CPUs) and these
 tests start one cluster at a time.
@@ -8,16 +8,11 @@ tests start one cluster at a time.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from typing import Callable
 
 import pytest
 
-from tests.multinode.support import CORPUS_DIALOGS
 from tests.raycluster import REPO_ROOT, MultiNodeCluster, NodeSpec, typed_like
-
 
 
 @pytest.fixture(scope="session")
@@ -64,17 +59,6 @@ def three_nodes(cluster_config, s3_server):
 @pytest.fixture(scope="module")
 def bucket(s3_server) -> str:
     return s3_server.make_bucket()
-
-
-@pytest.fixture(scope="module")
-def s3_corpus(s3_server, bucket, tmp_path_factory) -> str:
-    """``dgnode corpus synth`` (generated raw IEMOCAP with emotion cues) uploaded to the bucket;
-    its ``s3://`` root. Nothing of it stays on a node's disk."""
-    root = tmp_path_factory.mktemp("corpus")
-    subprocess.run([sys.executable, "-m", "dgnode.cli", "corpus", "synth", str(root), "--dialogs", str(CORPUS_DIALOGS)],
-                   check=True, capture_output=True, cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
-    assert s3_server.upload(root, bucket, "corpus")
-    return f"s3://{bucket}/corpus/IEMOCAP_full_release"
 
 
 @pytest.fixture(scope="module")

@@ -22,10 +22,12 @@ def pipeline_nodes(cluster_config: dict) -> tuple[NodeSpec, list[NodeSpec]]:
 EXTRACT_OVERRIDES = '{"num_actors": 2, "max_batch_size": 8}'
 
 
-def pipeline_entrypoint(workdir: str, corpus: str, tracking_uri: str, *extra: str) -> list[str]:
-    """``python jobs/pipeline.py`` with every location in S3, the tiny ImageBind, two extraction
-    actors and a search of two-CPU trials (one per worker node at a time)."""
-    return ["python", "jobs/pipeline.py", "--workdir", workdir, "--corpus_root", corpus, "--model", "tiny",
+def pipeline_entrypoint(workdir: str, tracking_uri: str, *extra: str) -> list[str]:
+    """``python jobs/pipeline.py --demo`` with its workdir in S3: the job generates the mini corpus
+    on the head and uploads it there, so the corpus, manifest, store and search directory are all
+    objects the worker nodes read; the tiny ImageBind, up to two embedding actors and a search of
+    two-CPU trials (one per worker node at a time)."""
+    return ["python", "jobs/pipeline.py", "--demo", "--workdir", workdir, "--synth.dialogs", str(CORPUS_DIALOGS),
             "--tracking_uri", tracking_uri, "--extract_overrides", EXTRACT_OVERRIDES, "--baseline_config", "null",
             "--tune.trials", "4", "--tune.epochs", "2", "--tune.max_concurrent", "2", "--tune.cpus_per_worker", "2",
             "--progress", "false", "--json", *extra]

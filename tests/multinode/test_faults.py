@@ -47,7 +47,7 @@ def _no_run_left_running(tracking_uri: str, result: dict) -> None:
     assert not running, f"MLflow runs left RUNNING: {running}"
 
 
-def test_job_survives_a_worker_node_lost_during_extraction(start_cluster, cluster_config, s3_corpus, mlflow_s3,
+def test_job_survives_a_worker_node_lost_during_extraction(start_cluster, cluster_config, mlflow_s3,
                                                           bucket, s3_env):
     from dgnode.corpus.manifest import load_manifest
     from dgnode.features.store import METADATA_FILE, FeatureStore
@@ -66,7 +66,7 @@ def test_job_survives_a_worker_node_lost_during_extraction(start_cluster, cluste
         return count > 0
 
     kill = _KillWhen(cluster, "EmbedActor", some_stored)
-    job = cluster.submit_job(pipeline_entrypoint(workdir, s3_corpus, mlflow_s3, "--tune.trials", "2",
+    job = cluster.submit_job(pipeline_entrypoint(workdir, mlflow_s3, "--tune.trials", "2",
                                                  "--tune.experiment", "fault-extract"))
     result = job_result(cluster, job, cluster.wait_job(job, timeout_s=1500, poll=kill))
     assert kill.killed, "extraction ended before a node could be killed in its middle"
@@ -83,7 +83,7 @@ def test_job_survives_a_worker_node_lost_during_extraction(start_cluster, cluste
     _no_run_left_running(mlflow_s3, result)
 
 
-def test_job_survives_a_worker_node_lost_during_a_multi_worker_trial(start_cluster, cluster_config, s3_corpus,
+def test_job_survives_a_worker_node_lost_during_a_multi_worker_trial(start_cluster, cluster_config,
                                                                     mlflow_s3, bucket, s3_env):
     from dgnode.storage import resolve
 
@@ -98,7 +98,7 @@ def test_job_survives_a_worker_node_lost_during_a_multi_worker_trial(start_clust
 
     kill = _KillWhen(cluster, "RayTrainWorker", checkpointed)
     job = cluster.submit_job(pipeline_entrypoint(
-        workdir, s3_corpus, mlflow_s3, "--tune.trials", str(trials), "--tune.epochs", "3", "--tune.max_concurrent", "1",
+        workdir, mlflow_s3, "--tune.trials", str(trials), "--tune.epochs", "3", "--tune.max_concurrent", "1",
         "--tune.workers_per_trial", "2", "--tune.cpus_per_worker", "1", "--tune.max_failures", "2",
         "--tune.experiment", "fault-trial"))
     result = job_result(cluster, job, cluster.wait_job(job, timeout_s=1500, poll=kill))

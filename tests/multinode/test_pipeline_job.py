@@ -24,7 +24,7 @@ from tests.multinode.support import (
 pytestmark = pytest.mark.slow
 
 
-def test_pipeline_job_runs_across_nodes_with_everything_in_s3(start_cluster, cluster_config, s3_corpus, mlflow_s3,
+def test_pipeline_job_runs_across_nodes_with_everything_in_s3(start_cluster, cluster_config, mlflow_s3,
                                                              bucket, s3_server, s3_env):
     from mlflow import MlflowClient
 
@@ -35,7 +35,7 @@ def test_pipeline_job_runs_across_nodes_with_everything_in_s3(start_cluster, clu
     workers = {cluster.nodes[n].node_id for n in ("cpu1", "cpu2")}
     workdir = f"s3://{bucket}/work"
     began = time.monotonic()
-    job = cluster.submit_job(pipeline_entrypoint(workdir, s3_corpus, mlflow_s3, "--tune.experiment", "multinode"))
+    job = cluster.submit_job(pipeline_entrypoint(workdir, mlflow_s3, "--tune.experiment", "multinode"))
     status = cluster.wait_job(job, timeout_s=1500)
     result = job_result(cluster, job, status)
     print(f"\npipeline job: {time.monotonic() - began:.0f} s; stages {result['stage_seconds']}")
