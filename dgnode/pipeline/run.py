@@ -10,6 +10,11 @@ table shows that it learns: DGODE above the MLP (what context adds) above the ma
 is cheap and redone, extraction skips utterances already in the store, and a search directory
 can be resumed with ``dgnode tune --resume``.
 
+``workdir`` is a local directory or an ``s3://`` prefix (:func:`dgnode.storage.resolve`): on a
+cluster every stage's output (scan, store, search, baseline run, plots; a generated corpus is
+uploaded there first) is then an object every node reads, and MLflow needs a tracking server
+(there is no local directory for its database).
+
 Stages print one progress bar each (:func:`dgnode.reporting.progress.progress_bar`: a bar in a
 terminal, a few plain lines in a log) and a line when they end; the libraries' own chatter is
 switched off at its source first (:func:`dgnode.reporting.quiet.quiet_libraries`). The final
@@ -53,7 +58,7 @@ class PipelineConfig:
     """The main job: raw corpus, manifest, ImageBind features, a DGODE search, the best model on test.
 
     Attributes:
-        workdir: where every stage writes (corpus, scan, features, searches, mlflow.db)
+        workdir: where every stage writes (corpus, scan, features, searches, mlflow.db): a directory, or s3://bucket/prefix on a cluster (then MLflow needs a tracking server)
         corpus_root: raw IEMOCAP tree (default: $IEMOCAP_ROOT, else a generated mini corpus)
         checkpoint: imagebind_huge.pth (default: $IMAGEBIND_CHECKPOINT; without it the tiny random-init model)
         labels: label scheme of the scan
@@ -97,11 +102,13 @@ class PipelineConfig:
 
 @dataclass
 class PipelineResult:
-    workdir: Path
-    corpus_root: Path
-    manifest: Path
-    store: Path
-    search_dir: Path
+    """Where each stage wrote (absolute local paths or ``s3://`` URIs) and what it found."""
+
+    workdir: str
+    corpus_root: str
+    manifest: str
+    store: str
+    search_dir: str
     tracking_uri: str
     stage_seconds: dict[str, float]
     scan: dict[str, Any]
@@ -109,7 +116,7 @@ class PipelineResult:
     search: Any  # dgnode.tuning.search.SearchOutcome
     label_names: list[str] = field(default_factory=list)
     baselines: Any = None  # dgnode.pipeline.baselines.Baselines, or None without baseline_config
-    plots: dict[str, Path] = field(default_factory=dict)  # figure name -> file
+    plots: dict[str, Any] = field(default_factory=dict)  # figure name -> its Location
     synth: SynthConfig | None = None  # the generated corpus's settings (None: a real corpus)
 
 
@@ -121,20 +128,25 @@ def run_pipeline(config: PipelineConfig, progress: bool = True) -> PipelineResul
     quiet_libraries(local_ray=not (config.address or os.environ.get("RAY_ADDRESS")))
 
     from dgnode.corpus.scan import scan_corpus, write_scan
-    from dgnode.corpus.synth import synthesize_corpus
     from dgnode.embedding.config import ExtractConfig
     from dgnode.embedding.pipeline import run_extraction
     from dgnode.errors import InputError
     from dgnode.options import replace_dotted
     from dgnode.ray_session import ray_session
     from dgnode.reporting.progress import progress_bar
+    from dgnode.storage import resolve
     from dgnode.tracking.server import check_tracking_uri, resolve_tracking_uri
     from dgnode.training.config import load_train_config
     from dgnode.tuning.search import run_search
 
-    workdir = Path(config.workdir).resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
-    tracking_uri = resolve_tracking_uri(config.tracking_uri, cwd=workdir)
+    workdir = resolve(config.workdir)
+    workdir.check_bucket()  # an unreachable endpoint, refused credentials, a missing bucket: now
+    workdir.mkdir()
+    if workdir.is_remote and not (config.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")):
+        raise InputError("an s3:// workdir has no local directory for MLflow's database: pass --tracking_uri "
+                         "http://HOST:PORT (a tracking server, mlflow/server.sh) or set MLFLOW_TRACKING_URI",
+                         path=workdir.uri)
+    tracking_uri = resolve_tracking_uri(config.tracking_uri, cwd=None if workdir.is_remote else workdir.path)
     check_tracking_uri(tracking_uri)  # before any work: a run that cannot be recorded is not started
     modalities = list(config.modalities)
     # Bad keys fail now, not after extraction.
@@ -151,9 +163,9 @@ def run_pipeline(config: PipelineConfig, progress: bool = True) -> PipelineResul
         _say(f"{stage:<13} done in {timings[stage]:5.1f} s")
 
     if config.corpus_root:
-        corpus_root = Path(config.corpus_root)
+        corpus_root = resolve(config.corpus_root)
         if not corpus_root.exists():
-            raise InputError("corpus root not found (IEMOCAP_ROOT)", path=str(corpus_root))
+            raise InputError("corpus root not found (IEMOCAP_ROOT)", path=corpus_root.uri)
         model = "huge"
         if not config.checkpoint:
             raise InputError("a real corpus needs the ImageBind-huge checkpoint: set IMAGEBIND_CHECKPOINT or --checkpoint")
@@ -161,15 +173,15 @@ def run_pipeline(config: PipelineConfig, progress: bool = True) -> PipelineResul
         corpus_root = workdir / "corpus"
         model = "huge" if config.checkpoint else "tiny"
         with timed("synth corpus"):
-            synthesize_corpus(corpus_root, config.synth, progress=progress)
+            _synthesize(corpus_root, config.synth, progress)
 
     with timed("scan"):
-        scan = scan_corpus(corpus_root, labels=config.labels, progress=False)  # a fraction of a second: no bar
-        paths = write_scan(scan, workdir / "scan")
+        scan = scan_corpus(_stage_location(corpus_root), labels=config.labels, progress=False)  # a fraction of a second
+        paths = write_scan(scan, _stage_location(workdir / "scan"))
 
     # Under `ray job submit` RAY_ADDRESS names the job's cluster; a local Ray starts otherwise.
     with ray_session(config.address):
-        store = workdir / f"features-{model}"
+        store = (workdir / f"features-{model}").uri
         with timed("extract"):
             # The bar is drawn here, from the batches as they are written (the stage's own is off).
             bar = progress_bar(total=len(scan.manifest), desc="extract", unit="utt", enabled=progress)
@@ -199,11 +211,11 @@ def run_pipeline(config: PipelineConfig, progress: bool = True) -> PipelineResul
 
     label_names = list(scan.label_names)
     return PipelineResult(
-        workdir=workdir,
-        corpus_root=corpus_root,
-        manifest=paths["manifest"],
+        workdir=workdir.uri,
+        corpus_root=corpus_root.uri,
+        manifest=str(paths["manifest"]),
         store=store,
-        search_dir=search_dir,
+        search_dir=search_dir.uri,
         tracking_uri=tracking_uri,
         stage_seconds=timings,
         scan=scan.summary(),
@@ -218,3 +230,25 @@ def run_pipeline(config: PipelineConfig, progress: bool = True) -> PipelineResul
 
 def _say(message: str) -> None:
     print(message, flush=True)
+
+
+def _stage_location(location: Any) -> Any:
+    """What the corpus and scan stages take: a local ``Path`` as before, or the ``s3://`` URI."""
+    return location.uri if location.is_remote else location.local_path()
+
+
+def _synthesize(corpus_root: Any, synth: SynthConfig, progress: bool) -> None:
+    """Generate the mini corpus at ``corpus_root``; under an ``s3://`` workdir it is generated in
+    a local temporary directory and uploaded, so every node reads it from there."""
+    from dgnode.corpus.synth import synthesize_corpus
+
+    if not corpus_root.is_remote:
+        synthesize_corpus(corpus_root.local_path(), synth, progress=progress)
+        return
+    import tempfile
+
+    import pyarrow.fs as pafs
+
+    with tempfile.TemporaryDirectory(prefix="dgnode-corpus-") as scratch:
+        synthesize_corpus(Path(scratch) / "corpus", synth, progress=progress)
+        pafs.copy_files(str(Path(scratch) / "corpus"), corpus_root.path, destination_filesystem=corpus_root.fs)
