@@ -7,6 +7,7 @@ import pytest
 
 from dgnode.errors import InputError
 from dgnode.pipeline.run import PipelineConfig, run_pipeline
+from tests.seaweed import split_uri
 
 
 def test_an_s3_workdir_needs_a_tracking_server(s3_uri, s3_server, monkeypatch):
@@ -17,7 +18,7 @@ def test_an_s3_workdir_needs_a_tracking_server(s3_uri, s3_server, monkeypatch):
     assert str(error.value) == (f"{workdir}: an s3:// workdir has no local directory for MLflow's database: pass "
                                 "--tracking_uri http://HOST:PORT (a tracking server, mlflow/server.sh) or set "
                                 "MLFLOW_TRACKING_URI")
-    bucket = s3_uri[len("s3://"):].split("/")[0]
+    bucket, _ = split_uri(s3_uri)
     assert s3_server.keys(bucket) == []  # no stage ran
 
 

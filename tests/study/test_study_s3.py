@@ -11,6 +11,7 @@ from dgnode.command import run_command
 from dgnode.storage import resolve
 from dgnode.study.cli import COMMANDS
 from dgnode.training.rundir import RunDir
+from tests.seaweed import split_uri
 
 
 def test_a_study_in_s3_writes_and_reuses_its_runs_there(study_store, s3_uri, s3_server, tmp_path, monkeypatch, capsys):
@@ -20,7 +21,7 @@ def test_a_study_in_s3_writes_and_reuses_its_runs_there(study_store, s3_uri, s3_
             "--runner", "local", "--quiet", "--overrides", "{train.epochs: 1, model.hidden: 8}"]
     assert run_command(COMMANDS, args) == 0
     assert f"wrote {out}/study.md" in " ".join(capsys.readouterr().out.split())
-    bucket, _, prefix = out[len("s3://"):].partition("/")
+    bucket, prefix = split_uri(out)
     names = {key[len(prefix) + 1:] for key in s3_server.keys(bucket, prefix)}
     assert {"study.md", "study.csv", "study_tests.csv", "study_runs.csv", "study.json"} <= names
     for mode in ("offline", "causal"):

@@ -14,13 +14,9 @@ from dgnode.errors import InputError
 from dgnode.training.cli import COMMANDS
 from dgnode.training.config import load_train_config
 from dgnode.training.rundir import RunDir
+from tests.seaweed import split_uri
 
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-def _bucket_and_prefix(uri: str) -> tuple[str, str]:
-    bucket, _, prefix = uri[len("s3://"):].partition("/")
-    return bucket, prefix
 
 
 def test_every_run_file_round_trips_through_s3(s3_uri, s3_server, tmp_path):
@@ -49,7 +45,7 @@ def test_every_run_file_round_trips_through_s3(s3_uri, s3_server, tmp_path):
     assert again.read_history() == [{"epoch": 0, "valid_wf1": 0.5}]
     assert again.read_report() == {"test": {"weighted_f1": None}}
     assert again.read_model_card() == {"model": "dgode"}
-    bucket, prefix = _bucket_and_prefix(s3_uri)
+    bucket, prefix = split_uri(s3_uri)
     assert s3_server.keys(bucket, prefix) == sorted(f"{prefix}/run/{name}" for name in (
         "config.yaml", "best.pt", "state.pt", "history.json", "report.json", "model.json", "eval_valid.json"))
 
@@ -82,7 +78,7 @@ def test_train_and_evaluate_a_run_in_s3(s3_uri, s3_server, tiny_synthetic_store,
     final = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert final["out_dir"] == out and final["epochs_run"] == 2
 
-    bucket, prefix = _bucket_and_prefix(out)
+    bucket, prefix = split_uri(out)
     names = {key[len(prefix) + 1:] for key in s3_server.keys(bucket, prefix)}
     assert names == {"config.yaml", "best.pt", "history.json", "report.json", "confusion_test.png", "per_class_f1_test.png"}
     client = s3_server.client()
