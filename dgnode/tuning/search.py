@@ -193,7 +193,8 @@ def _search(out, record, base_config, space, space_path, data, settings, uri, re
         sweep_runs(uri, experiment_id, parent_run_id, results, ledger)
         if not outcome.interrupted:
             _evaluate_best(outcome, results, base_config, space, data, settings, uri, experiment_id, parent_run_id, tags)
-            prune_finished(results)  # each trial's latest checkpoint stays
+            if out.is_remote:
+                prune_finished(results)  # each trial's latest checkpoint stays (dgnode.tuning.retention)
             (out / SEARCH_RECORD).write_json({**_plain_record(record), "completed": True,
                                               "final_run_id": outcome.final_run_id})
     except BaseException as error:

@@ -7,7 +7,8 @@ trainable, which brings back the searcher, scheduler and callbacks from the save
 
 Storage: the experiment lives under the search directory ``OUT`` (a local path or an ``s3://``
 prefix; :meth:`dgnode.storage.Location.ray_storage` gives Ray its ``storage_path`` and
-``storage_filesystem``), and so do the checkpoints every trial uploads from its node. Failures:
+``storage_filesystem``), and so do the checkpoints every trial uploads from its node (which of
+them a search in S3 keeps: :mod:`dgnode.tuning.retention`). Failures:
 ``FailureConfig(max_failures=settings.max_failures)``: a trial whose actor dies (its node was lost)
 or that raises is restarted from its last checkpoint that many times before it counts as failed;
 multi-worker trials pass the same number to their Ray Train run, whose worker group restarts from
@@ -16,6 +17,7 @@ its own last checkpoint when a worker's node is lost.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from dgnode.errors import DgnodeError
@@ -42,9 +44,14 @@ def build_tuner(out: Any, base_config, space, data, settings, epochs, uri, exper
     from dgnode.tuning.mlflow_callback import MLflowTrialCallback
     from dgnode.tuning.trainable import distributed_trial, single_process_trial
 
-    # A known snapshot period: CheckpointRetention deletes a superseded checkpoint only once a
-    # snapshot naming a newer one must have been saved (dgnode.tuning.retention).
-    use_fixed_snapshot_period()
+    if out.is_remote:
+        # A known snapshot period: CheckpointRetention deletes a superseded checkpoint only once a
+        # snapshot naming a newer one must have been saved (dgnode.tuning.retention).
+        use_fixed_snapshot_period()
+    else:
+        # Deleting old checkpoints forces an experiment snapshot; with epochs of seconds Tune warns
+        # about the snapshot rate at every epoch. The snapshots are what make resuming exact.
+        os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if settings.workers_per_trial == 1:
         trainable = tune.with_resources(
             tune.with_parameters(single_process_trial, data=data, base_config=base_config, space=space, epochs=epochs,
@@ -92,11 +99,12 @@ def build_tuner(out: Any, base_config, space, data, settings, epochs, uri, exper
                 storage_filesystem=storage_filesystem,
                 failure_config=tune.FailureConfig(max_failures=settings.max_failures, fail_fast=False),
                 # Every checkpoint holds state.pt (resume) and best.pt (test), so the latest is
-                # enough in the end; Tune deletes none itself: it would delete the one its saved
-                # experiment state may still name (dgnode.tuning.retention), CheckpointRetention does.
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
+                # enough; with num_to_keep=1 each deletion would force an experiment snapshot. In
+                # S3 Tune deletes none itself: it would delete one its saved experiment state may
+                # still name; CheckpointRetention does, later (dgnode.tuning.retention).
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=None if out.is_remote else 2),
                 callbacks=[callback, TrialLedger(), TrialProgress(settings.trials, progress), SessionStop(),
-                           CheckpointRetention()],
+                           *([CheckpointRetention()] if out.is_remote else [])],
                 verbose=0,
             ),
         )

@@ -57,6 +57,12 @@ def test_a_client_without_s3_credentials_logs_and_registers_into_the_bucket(s3_t
     from dgnode.training.trainer import Trainer
 
     url, bucket = s3_tracking
+    # Logging a model sets MLflow's process-wide URI and MLFLOW_TRACKING_URI (for subprocesses):
+    # both go back to what they were when this test ends, and this module's server stops.
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    monkeypatch.setattr(tracking_utils, "_tracking_uri", tracking_utils._tracking_uri)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
     for name in _AWS_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     # Nor a profile: whatever this client touches of S3 would fail.
