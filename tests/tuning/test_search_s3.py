@@ -89,11 +89,13 @@ def test_search_in_s3_survives_a_lost_trial_and_a_killed_driver(s3_ray_head, s3_
     with open(tmp_path / "first.log", "wb") as log:
         driver = subprocess.Popen(command, env=env, cwd=first_dir, stdout=log, stderr=subprocess.STDOUT,
                                   start_new_session=True)
-    client = MlflowClient(tracking)
+    client = None
 
     def running_trial_two_epochs_in():
-        if not (tmp_path / "mlflow.db").exists():
-            return None
+        nonlocal client
+        if not (resolve(out) / "search.json").exists():
+            return None  # a client creates the database: not before the driver has (two creating its tables race)
+        client = client or MlflowClient(tracking)
         experiment = client.get_experiment_by_name("tune-s3")
         if experiment is None:
             return None
