@@ -1,6 +1,6 @@
 """Measure the memory of decoding one utterance's video segment, in a fresh process.
 
-    python bench/memprobe.py VIDEO START_S END_S [--warmup VIDEO] [--whole]
+    python bench/memprobe.py VIDEO START_S END_S [--warmup VIDEO] [--whole | --utterance]
 
 prints one JSON object: ``peak_rss_bytes`` (the process's resident high-water mark, ``VmHWM``),
 ``baseline_rss_bytes`` (resident size just before the measured decode), ``window_peak_bytes``
@@ -8,7 +8,9 @@ prints one JSON object: ``peak_rss_bytes`` (the process's resident high-water ma
 and ``seconds``. ``--warmup`` decodes a segment of another video first, so code pages of torch
 and decord that the first decode maps in are counted in the baseline of both runs being
 compared, not in the measured decode. ``--whole`` decodes every frame of the video instead of
-the segment (the naive approach, for comparison; keep such videos short).
+the segment (the naive approach, for comparison; keep such videos short). ``--utterance`` runs
+the extraction's whole CPU stage on the segment instead (:func:`dgnode.media.utterance.preprocess_batch`:
+video frames, the audio track, text) as for a MELD clip: full frame, no wav.
 
 :func:`probe` runs it in a subprocess with glibc's mmap threshold fixed
 (``MALLOC_MMAP_THRESHOLD_=131072``): by default glibc raises the threshold after large frees,
@@ -69,16 +71,36 @@ def decode_whole(path: str, side: str = "left") -> int:
     return int(frames.shape[0])
 
 
-def measure(path: str, start_s: float, end_s: float, warmup: str | None = None, whole: bool = False) -> dict:
+def preprocess_utterance(path: str, start_s: float, end_s: float) -> None:
+    """The extraction's CPU stage for one utterance of a clip with its own audio track (MELD's)."""
+    import pandas as pd
+
+    from dgnode.media.utterance import preprocess_batch
+
+    row = {"utt_id": "probe", "start_s": start_s, "end_s": end_s, "speaker_side": "full", "text": "probe",
+           "wav_path": None, "video_path": path}
+    out = preprocess_batch(pd.DataFrame([row]), ["text", "audio", "vision"])
+    errors = [str(out[f"error_{m}"][0]) for m in ("audio", "vision") if str(out[f"error_{m}"][0])]
+    if errors:
+        raise RuntimeError("; ".join(errors))
+
+
+def measure(path: str, start_s: float, end_s: float, warmup: str | None = None, whole: bool = False,
+            utterance: bool = False) -> dict:
     from dgnode.media.video import read_video_segment
 
     if warmup:
-        read_video_segment(warmup, 0.0, 1.0, "left")
+        if utterance:
+            preprocess_utterance(warmup, 0.0, 1.0)
+        else:
+            read_video_segment(warmup, 0.0, 1.0, "left")
     baseline = _rss()
     started = time.perf_counter()
     with _PeakSampler() as sampler:
         if whole:
             decode_whole(path)
+        elif utterance:
+            preprocess_utterance(path, start_s, end_s)
         else:
             read_video_segment(path, start_s, end_s, "left")
     return {
@@ -110,7 +132,8 @@ def peak_rss_bytes() -> int:
 
 
 def probe(
-    video: str, start_s: float, end_s: float, warmup: str | None = None, whole: bool = False, timeout_s: float = 300
+    video: str, start_s: float, end_s: float, warmup: str | None = None, whole: bool = False, timeout_s: float = 300,
+    utterance: bool = False,
 ) -> dict:
     """:func:`measure` in a fresh Python process (see the module docstring); returns its JSON."""
     command = [sys.executable, str(Path(__file__).resolve()), str(video), str(start_s), str(end_s)]
@@ -118,6 +141,8 @@ def probe(
         command += ["--warmup", str(warmup)]
     if whole:
         command.append("--whole")
+    if utterance:
+        command.append("--utterance")
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072", OMP_NUM_THREADS="1")
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout_s, check=False)
     if result.returncode != 0:
@@ -132,8 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("end_s", type=float)
     parser.add_argument("--warmup")
     parser.add_argument("--whole", action="store_true")
+    parser.add_argument("--utterance", action="store_true")
     args = parser.parse_args(argv)
-    print(json.dumps(measure(args.video, args.start_s, args.end_s, args.warmup, args.whole)))
+    print(json.dumps(measure(args.video, args.start_s, args.end_s, args.warmup, args.whole, args.utterance)))
     return 0
 
 

@@ -12,6 +12,9 @@ test_ray_session.py). Ray 2.60's core gRPC servers (GCS, raylet, workers) and it
 interfaces whatever ``--node-ip-address`` says (upstream ray-project/ray#59852 moves them to the
 node IP in a later release); they too require the token. On a shared network, keep the machine's
 firewall closed to Ray's ports or run on a private network.
+
+A driver killed with SIGKILL cannot shut its instance down, and Ray's agents outlive it; a small
+watcher (:mod:`dgnode.ray_reaper`) started beside every local instance ends them.
 """
 
 from __future__ import annotations
@@ -41,8 +44,43 @@ def ray_session(address: str | None = None, dashboard: bool = False) -> Iterator
         # Ray 2.60 turns token authentication on for a local instance unless told not to.
         raise DgnodeError("RAY_AUTH_MODE=disabled: dgnode does not start a Ray whose job API serves requests "
                           "without the cluster token; unset RAY_AUTH_MODE")
+    before = _children() if target == "local" else None
     ray.init(address=target, log_to_driver=False, logging_level="WARNING", **options)
+    reaper = _start_reaper(_children() - before) if before is not None else None
     try:
         yield
     finally:
         ray.shutdown()
+        if reaper is not None:
+            _stop_reaper(reaper)
+
+
+def _children() -> set[int]:
+    import psutil
+
+    return {child.pid for child in psutil.Process().children()}
+
+
+def _start_reaper(roots: set[int]):
+    """The watcher of :mod:`dgnode.ray_reaper` over the processes ``ray.init`` just started."""
+    import subprocess
+    import sys
+
+    if not roots:
+        return None
+    # Its own session: a signal to the driver's process group must not reach the watcher.
+    return subprocess.Popen([sys.executable, "-m", "dgnode.ray_reaper", *map(str, sorted(roots))],
+                            stdin=subprocess.PIPE, start_new_session=True, close_fds=True)
+
+
+def _stop_reaper(reaper) -> None:
+    import subprocess
+
+    try:
+        reaper.stdin.write(b"stop\n")
+        reaper.stdin.close()
+        reaper.wait(timeout=10)
+    except (OSError, ValueError):
+        pass
+    except subprocess.TimeoutExpired:  # a watcher that does not stop must not hang the driver
+        reaper.kill()

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -173,3 +175,40 @@ def tiny_synthetic_store(tmp_path_factory, iemocap_structure_path) -> Path:
     structure = write_tiny_structure(iemocap_structure_path, root / "structure.json")
     synthesize_features(structure, root / "store", TINY_DIMS, seed=5)
     return root / "store"
+
+
+@dataclass
+class MeldRelease:
+    """A small synthetic MELD release (every trap dialogue of the real one) and its scan."""
+
+    summary: Any  # dgnode.corpus.meld_synth.MeldSynthSummary
+    scan: Any  # dgnode.corpus.scan.ScanResult
+    manifest_path: Path
+
+
+@pytest.fixture(scope="session")
+def meld_release(tmp_path_factory) -> MeldRelease:
+    """12 dialogues (the 9 trap dialogues, each as short as its traps allow, and 3 more of 2-3
+    utterances), clips of 0.6-1.6 s, overlong clips of 36 s: written and scanned once (read-only)."""
+    from dgnode.corpus.detect import scan_release
+    from dgnode.corpus.scan import write_scan
+    from dgnode.corpus.synth import SynthConfig, synthesize_corpus
+
+    root = tmp_path_factory.mktemp("meld")
+    summary = synthesize_corpus(root / "raw", SynthConfig(dataset="meld", dialogs=12, utterances_per_dialogue=(2, 3),
+                                                          utterance_seconds=(0.6, 1.6), overlong_seconds=36.0))
+    scan = scan_release(root / "raw", "meld")
+    return MeldRelease(summary, scan, write_scan(scan, root / "scan")["manifest"])
+
+
+@pytest.fixture(scope="session")
+def meld_store(ray_local, meld_release, tmp_path_factory):
+    """The release's utterances extracted on local Ray with the tiny random-init ImageBind:
+    ``(store path, ExtractSummary)``."""
+    from dgnode.embedding.config import ExtractConfig
+    from dgnode.embedding.pipeline import run_extraction
+
+    store = tmp_path_factory.mktemp("meld_store") / "features"
+    summary = run_extraction(ExtractConfig(manifest=str(meld_release.manifest_path), store=str(store), model="tiny",
+                                           max_batch_size=8, decode_batch_size=4, decode_tasks=2, progress=False))
+    return store, summary

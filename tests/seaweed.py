@@ -112,6 +112,18 @@ class SeaweedServer:
         return [key for key in self.keys(bucket, prefix)
                 if any(n.encode() in client.get_object(Bucket=bucket, Key=key)["Body"].read() for n in needles)]
 
+    def upload(self, local_dir: Path, bucket: str, prefix: str) -> dict[str, int]:
+        """Every file under ``local_dir`` as ``prefix/<relative path>`` (links followed, as a
+        user's ``aws s3 sync`` would); returns ``{key: size}``."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        client = self.client()
+        files = sorted(p for p in Path(local_dir).rglob("*") if p.is_file())
+        sizes = {f"{prefix.strip('/')}/{p.relative_to(local_dir).as_posix()}": p.stat().st_size for p in files}
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda item: client.upload_file(str(item[1]), bucket, item[0]), zip(sizes, files)))
+        return sizes
+
     def log_tail(self, lines: int = 20) -> str:
         try:
             text = (self.root / "weed.log").read_text(errors="replace")
@@ -123,8 +135,9 @@ class SeaweedServer:
         if self.process is None or self.process.poll() is not None:
             return
         try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=15)
+            # weed stops on Ctrl+C (SIGINT) and may ignore SIGTERM; its data is a test's temporary.
+            os.killpg(self.process.pid, signal.SIGINT)
+            self.process.wait(timeout=5)
         except (ProcessLookupError, subprocess.TimeoutExpired):
             try:
                 os.killpg(self.process.pid, signal.SIGKILL)

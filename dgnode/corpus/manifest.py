@@ -12,14 +12,30 @@ Columns (:data:`MANIFEST_SCHEMA`): ``dialog_id``, ``utt_id``, ``session`` (1-5),
 ``end_s``, ``order``, ``label_code`` (raw code), ``label`` (class index, nullable),
 ``majority_category`` (raters' majority, nullable), ``text`` (noise tags kept), ``wav_path``,
 ``video_path`` (nullable: the release may lack the avi), ``wdseg_path`` (nullable), ``words``
-(list of ``{word, start_s, end_s}``, empty without alignment), ``split``. Paths are absolute.
-The Parquet metadata holds ``label_names`` (JSON list), ``label_scheme`` and ``corpus_root``.
+(list of ``{word, start_s, end_s}``, empty without alignment), ``split``. Paths are absolute:
+local paths, or ``s3://`` URIs when the corpus was scanned from object storage (extraction fetches
+those media where it runs: :mod:`dgnode.media.fetch`).
+The Parquet metadata holds ``label_names`` (JSON list), ``label_scheme``, ``corpus_root`` and
+``dataset`` (``iemocap``/``meld``; a manifest written before MELD support has none).
+
+A MELD manifest (:mod:`dgnode.corpus.meld_scan`) fills the same columns: ``session`` is the
+Friends season, ``speaker`` the character's name, ``speaker_side`` is ``full`` (one clip per
+utterance, no split screen: the whole frame is the speaker's view), ``start_s``/``end_s`` are
+seconds inside the utterance's own clip (``video_path``), ``wav_path`` is null (the audio is the
+clip's track), ``label_code`` is the raw value of the CSV column the scheme reads, and
+``majority_category``, ``wdseg_path`` are null, ``words`` empty.
+
+Both tables are read and written at a local path or an ``s3://`` URI (:mod:`dgnode.storage`):
+each write is atomic (a reader sees the old file or the new one), and reading an ``s3://``
+manifest checks its bucket first (unreachable endpoint, refused credentials, missing bucket: one
+error naming the URI).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import posixpath
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -27,15 +43,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dgnode.atomic import atomic_write
 from dgnode.corpus.rejects import REJECT_COLUMNS
 from dgnode.corpus.splits import SPLITS
 from dgnode.errors import InputError
+from dgnode.storage import Location, resolve
 
 __all__ = [
     "KEY_COLUMNS", "MANIFEST_COLUMNS", "MANIFEST_FILE", "MANIFEST_SCHEMA", "MEDIA_COLUMNS", "NULLABLE_COLUMNS",
-    "REJECTS_FILE", "REJECTS_SCHEMA", "WORD_TYPE", "load_manifest", "load_rejects", "manifest_frame", "rejects_frame",
-    "write_manifest", "write_rejects",
+    "REJECTS_FILE", "REJECTS_SCHEMA", "SPEAKER_SIDES", "WORD_TYPE", "load_manifest", "load_rejects", "manifest_frame",
+    "rejects_frame", "scan_outputs", "write_manifest", "write_rejects",
 ]
 
 # What names an utterance and its place in a conversation, from the manifest to every stage after
@@ -74,7 +90,10 @@ MANIFEST_SCHEMA = pa.schema(
     ]
 )
 MANIFEST_COLUMNS = tuple(MANIFEST_SCHEMA.names)
-NULLABLE_COLUMNS = frozenset({"label", "majority_category", "video_path", "wdseg_path"})
+NULLABLE_COLUMNS = frozenset({"label", "majority_category", "wav_path", "video_path", "wdseg_path"})
+# ``left``/``right``: the speaker's half of a split-screen video (IEMOCAP); ``full``: the whole
+# frame (MELD's per-utterance clips).
+SPEAKER_SIDES = ("left", "right", "full")
 REJECTS_SCHEMA = pa.schema(
     [("path", pa.string()), ("line", pa.int32()), ("utt_id", pa.string()), ("reason", pa.string()), ("detail", pa.string())]
 )
@@ -107,40 +126,49 @@ def _table(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_pandas(frame[list(schema.names)], schema=schema, preserve_index=False)
 
 
-def write_manifest(frame: pd.DataFrame, path: str | Path, metadata: dict[str, Any]) -> None:
+def scan_outputs(out_dir: str | Path | Location) -> dict[str, Location]:
+    """Where a scan into ``out_dir`` writes its tables (``manifest``, ``rejects``), the bucket of an
+    ``s3://`` one checked first: call it before scanning to fail before any work."""
+    out = resolve(out_dir)
+    out.check_bucket()
+    return {"manifest": out / MANIFEST_FILE, "rejects": out / REJECTS_FILE}
+
+
+def write_manifest(frame: pd.DataFrame, path: str | Path | Location, metadata: dict[str, Any]) -> None:
     """Write ``frame`` with the manifest schema and ``metadata`` (values JSON-encoded)."""
     table = _table(frame, MANIFEST_SCHEMA)
     encoded = {key.encode(): json.dumps(value).encode() for key, value in metadata.items()}
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), **encoded})
     # Atomic: a full disk must not leave a truncated manifest where a good one was.
-    atomic_write(path, lambda temporary: pq.write_table(table, temporary))
+    resolve(path).write_with(lambda sink: pq.write_table(table, sink))
 
 
-def write_rejects(frame: pd.DataFrame, path: str | Path) -> None:
+def write_rejects(frame: pd.DataFrame, path: str | Path | Location) -> None:
     table = _table(frame, REJECTS_SCHEMA)
-    atomic_write(path, lambda temporary: pq.write_table(table, temporary))
+    resolve(path).write_with(lambda sink: pq.write_table(table, sink))
 
 
-def load_manifest(path: str | Path, modalities: Sequence[str] | None = None) -> pd.DataFrame:
+def load_manifest(path: str | Path | Location, modalities: Sequence[str] | None = None) -> pd.DataFrame:
     """Read a manifest and check it; ``frame.attrs`` holds its metadata, ``label_names`` always.
 
-    ``path`` is the Parquet file or the scan output directory that contains it. Without
+    ``path`` is the Parquet file or the scan output directory that contains it, local or
+    ``s3://``. Without
     ``modalities`` the file must be a whole corpus manifest (every column of
     :data:`MANIFEST_SCHEMA` with its type, ``label_names`` in the metadata). With ``modalities``
     (a subset of text, audio, vision: what an extraction embeds) any Parquet file holding the
     feature store's key columns and the media columns of those modalities (:data:`MEDIA_COLUMNS`)
     will do, as a hand-made manifest: only those columns are returned, sorted by dialogue and
-    order, relative media paths are taken relative to the manifest's directory, and label names
+    order, relative media paths are taken relative to the manifest's directory (``s3://`` there
+    for a manifest in S3; paths with a scheme or absolute ones are kept as they are), and label names
     missing from the metadata become ``class_0 .. class_K``. Raises
     :class:`~dgnode.errors.InputError` naming the file and what was expected.
     """
-    path = Path(path)
-    if path.is_dir():
-        path = path / MANIFEST_FILE
+    path = _table_location(path, MANIFEST_FILE)
     if not path.is_file():
         raise InputError("manifest not found (expected the manifest.parquet written by 'dgnode corpus scan')", str(path))
     try:
-        table = pq.read_table(path)
+        with path.open_input() as handle:
+            table = pq.read_table(handle)
     except (pa.ArrowInvalid, OSError) as error:
         raise InputError(f"not a readable Parquet file: {error}", str(path)) from None
     attrs = _metadata(table)
@@ -170,7 +198,15 @@ def _metadata(table: pa.Table) -> dict[str, Any]:
     return attrs
 
 
-def _whole_manifest(table: pa.Table, path: Path) -> pd.DataFrame:
+def _table_location(path: str | Path | Location, default_name: str) -> Location:
+    """The table's location: ``path``, or ``path/default_name`` when ``path`` is a folder; the
+    bucket of an ``s3://`` one checked first."""
+    location = resolve(path)
+    location.check_bucket()
+    return location / default_name if location.is_dir() else location
+
+
+def _whole_manifest(table: pa.Table, path: Location) -> pd.DataFrame:
     missing = [name for name in MANIFEST_COLUMNS if name not in table.schema.names]
     if missing:
         raise InputError(
@@ -189,7 +225,7 @@ def _whole_manifest(table: pa.Table, path: Path) -> pd.DataFrame:
                      ("label",))
 
 
-def _media_manifest(table: pa.Table, path: Path, modalities: Sequence[str]) -> pd.DataFrame:
+def _media_manifest(table: pa.Table, path: Location, modalities: Sequence[str]) -> pd.DataFrame:
     needed = list(dict.fromkeys([*KEY_COLUMNS, *(c for m in modalities for c in MEDIA_COLUMNS[m])]))
     missing = [c for c in needed if c not in table.schema.names]
     if missing:
@@ -215,27 +251,32 @@ def _media_manifest(table: pa.Table, path: Path, modalities: Sequence[str]) -> p
         if column in frame.columns:
             frame[column] = [_resolve(p, path.parent) for p in frame[column]]
     if "speaker_side" in frame.columns:
-        bad_sides = sorted(set(frame["speaker_side"].dropna()) - {"left", "right"})
+        bad_sides = sorted(set(frame["speaker_side"].dropna()) - set(SPEAKER_SIDES))
         if bad_sides:
-            raise InputError(f"speaker_side must be left or right, found {bad_sides}", str(path))
+            raise InputError(f"speaker_side must be one of {', '.join(SPEAKER_SIDES)}, found {bad_sides}", str(path))
     return frame.sort_values(["dialog_id", "order"], kind="stable").reset_index(drop=True)
 
 
-def _resolve(value: Any, base: Path) -> str | None:
+def _resolve(value: Any, base: Location) -> str | None:
+    """A media path of a hand-made manifest: a URI or an absolute path as it is, a relative one
+    under ``base`` (the manifest's folder or, for a manifest in S3, its prefix)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
-    candidate = Path(str(value))
-    return str(candidate if candidate.is_absolute() else base / candidate)
+    text = str(value)
+    if "://" in text or posixpath.isabs(text):
+        return text
+    if base.is_remote:
+        return base.join(posixpath.normpath(text)).uri
+    return str(Path(base.path) / text)
 
 
 def _is_name_list(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(n, str) for n in value)
 
 
-def load_rejects(path: str | Path) -> pd.DataFrame:
-    path = Path(path)
-    if path.is_dir():
-        path = path / REJECTS_FILE
-    if not path.exists():
+def load_rejects(path: str | Path | Location) -> pd.DataFrame:
+    path = _table_location(path, REJECTS_FILE)
+    if not path.is_file():
         raise InputError("rejects table not found", str(path))
-    return _to_frame(pq.read_table(path), ("line",))
+    with path.open_input() as handle:
+        return _to_frame(pq.read_table(handle), ("line",))

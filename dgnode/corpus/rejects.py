@@ -9,7 +9,9 @@ Two kinds of reasons:
   :class:`~dgnode.errors.InputError` naming the file and line.
 
 A reject drops only what it names (a line, an utterance, or a file when the file itself is
-unusable); its neighbours are read as usual.
+unusable); its neighbours are read as usual. MELD's traps (:mod:`dgnode.corpus.meld_scan`) are
+rejects too, so ``--strict`` stops at the first; most keep their utterance and say what was done
+instead (text decoded as cp1252, a clip cut, an utterance kept without video).
 """
 
 from __future__ import annotations
@@ -21,12 +23,15 @@ from pathlib import Path
 from dgnode.errors import InputError
 
 __all__ = [
-    "BAD_TIMES", "BAD_UTTERANCE_ID", "COMMENT_LINE", "DUPLICATE_SESSION", "DUPLICATE_UTTERANCE",
-    "HIDDEN_ENTRY", "LABELS_WITHOUT_TRANSCRIPTION", "LABEL_WITHOUT_TRANSCRIPTION_LINE", "MACOS_JUNK",
-    "MALFORMED_RATER_LINE", "MALFORMED_SUMMARY_LINE", "MALFORMED_TRANSCRIPTION_LINE", "MALFORMED_WDSEG",
-    "MISSING_FOLDER", "MISSING_WAV", "REJECT_COLUMNS", "Reject", "RejectLog", "SKIP_REASONS",
-    "TRANSCRIPTION_LINE_WITHOUT_LABEL", "TRANSCRIPTION_WITHOUT_LABELS", "UNDECODABLE", "UNKNOWN_DIALOGUE",
-    "UNREADABLE", "UNRECOGNISED_LINE", "UNRECOGNISED_NAME", "WRONG_SESSION", "XX_SEGMENT",
+    "ARCHIVE_UNPACKED", "BAD_TIMES", "BAD_UTTERANCE_ID", "CLIP_WITHOUT_ROW", "COMMENT_LINE", "CORRUPT_CLIP",
+    "CP1252_TEXT", "DUPLICATE_CLIP", "DUPLICATE_SESSION", "DUPLICATE_SOURCE", "DUPLICATE_UTTERANCE", "HIDDEN_ENTRY",
+    "KEPT_REASONS", "LABELS_WITHOUT_TRANSCRIPTION", "LABEL_WITHOUT_TRANSCRIPTION_LINE", "MACOS_JUNK", "MALFORMED_CSV_ROW",
+    "MALFORMED_RATER_LINE", "MALFORMED_TIME", "MALFORMED_SUMMARY_LINE", "MALFORMED_TRANSCRIPTION_LINE", "MALFORMED_WDSEG",
+    "MISSING_CLIP", "MISSING_CSV", "MISSING_FOLDER", "MISSING_WAV", "ONE_DIGIT_HOUR", "OVERLAPPING_SPAN",
+    "OVERLONG_CLIP", "PREFIXED_CLIP", "REJECT_COLUMNS", "Reject", "RejectLog", "SHORT_SPAN", "SKIP_REASONS",
+    "SR_NO_GAP", "TRANSCRIPTION_LINE_WITHOUT_LABEL", "TRANSCRIPTION_WITHOUT_LABELS", "UNDECODABLE",
+    "UNKNOWN_DIALOGUE", "UNKNOWN_LABEL", "UNREADABLE", "UNRECOGNISED_LINE", "UNRECOGNISED_NAME",
+    "UNSAFE_ARCHIVE_MEMBER", "WRONG_SESSION", "XX_SEGMENT",
 ]
 
 # Skips: expected in real copies, counted, never errors.
@@ -34,7 +39,9 @@ MACOS_JUNK = "macos-junk"
 HIDDEN_ENTRY = "hidden-entry"
 XX_SEGMENT = "xx-segment"
 COMMENT_LINE = "comment-line"
-SKIP_REASONS = frozenset({MACOS_JUNK, HIDDEN_ENTRY, XX_SEGMENT, COMMENT_LINE})
+# MELD: an archive whose unpacked folder sits beside it is not read again.
+ARCHIVE_UNPACKED = "archive-already-unpacked"
+SKIP_REASONS = frozenset({MACOS_JUNK, HIDDEN_ENTRY, XX_SEGMENT, COMMENT_LINE, ARCHIVE_UNPACKED})
 
 # Rejects: malformed or inconsistent input.
 UNRECOGNISED_NAME = "unrecognised-name"
@@ -57,6 +64,27 @@ LABEL_WITHOUT_TRANSCRIPTION_LINE = "label-without-transcription-line"
 TRANSCRIPTION_LINE_WITHOUT_LABEL = "transcription-line-without-label"
 MISSING_WAV = "missing-wav"
 MALFORMED_WDSEG = "malformed-wdseg"
+# MELD (see dgnode.corpus.meld_scan for what each does to the utterance).
+CLIP_WITHOUT_ROW = "clip-without-row"
+CORRUPT_CLIP = "corrupt-clip"
+CP1252_TEXT = "cp1252-text"
+DUPLICATE_CLIP = "duplicate-clip"
+DUPLICATE_SOURCE = "duplicate-source"
+MALFORMED_CSV_ROW = "malformed-csv-row"
+MALFORMED_TIME = "malformed-time"
+MISSING_CLIP = "missing-clip"
+MISSING_CSV = "missing-csv"
+ONE_DIGIT_HOUR = "one-digit-hour"
+OVERLAPPING_SPAN = "overlapping-span"
+OVERLONG_CLIP = "overlong-clip"
+PREFIXED_CLIP = "prefixed-clip"
+SHORT_SPAN = "short-span"
+SR_NO_GAP = "sr-no-gap"
+UNKNOWN_LABEL = "unknown-label"
+UNSAFE_ARCHIVE_MEMBER = "unsafe-archive-member"
+# Rejects whose utterance stays in the manifest (the row says what was done instead).
+KEPT_REASONS = frozenset({MALFORMED_TIME, CORRUPT_CLIP, CP1252_TEXT, MALFORMED_WDSEG, MISSING_CLIP, ONE_DIGIT_HOUR,
+                          OVERLAPPING_SPAN, OVERLONG_CLIP, PREFIXED_CLIP, SHORT_SPAN, SR_NO_GAP, UNKNOWN_LABEL})
 
 REJECT_COLUMNS = ("path", "line", "utt_id", "reason", "detail")
 

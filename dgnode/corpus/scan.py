@@ -16,6 +16,11 @@ exists (a missing one is not an error) and the dialogue video ``dialog/avi/DivX/
 when present, then orders the dialogue by start time. Start and end times come from
 EmoEvaluation (the transcription repeats them).
 
+The root is a local folder or an ``s3://bucket/prefix`` (:mod:`dgnode.corpus.tree`: an S3 prefix
+is listed once, not folder by folder, and the text files are read a few dialogues ahead); the
+manifest's media paths are then ``s3://`` URIs, which extraction fetches where it runs
+(:mod:`dgnode.media.fetch`). Every check below is the same for both.
+
 Junk is counted where the scan lists a folder: the folders above the sessions and the session
 folders read above. Folders the scan never lists (``lab/``, ``MOCAP_*``, ``dialog/wav``) are not
 inspected. Every skip and reject is one row of ``rejects`` (see :mod:`dgnode.corpus.rejects`),
@@ -25,7 +30,6 @@ among them entries that cannot be followed (a symlink loop): they drop only them
 from __future__ import annotations
 
 import errno
-import os
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,10 +41,9 @@ from dgnode.corpus import rejects as R
 from dgnode.corpus.emo_evaluation import EmoBlock, parse_emo_evaluation
 from dgnode.corpus.labels import LabelScheme, get_scheme
 from dgnode.corpus.manifest import (
-    MANIFEST_FILE,
-    REJECTS_FILE,
     manifest_frame,
     rejects_frame,
+    scan_outputs,
     write_manifest,
     write_rejects,
 )
@@ -54,10 +57,12 @@ from dgnode.corpus.names import (
 )
 from dgnode.corpus.rejects import RejectLog
 from dgnode.corpus.splits import SPLITS, standard_split
-from dgnode.corpus.textio import read_lines
+from dgnode.corpus.textio import decode_lines
 from dgnode.corpus.transcriptions import TranscriptLine, parse_transcription
+from dgnode.corpus.tree import CorpusTree, Entry, Reader, open_tree
 from dgnode.corpus.wdseg import WdsegError, parse_wdseg, words
 from dgnode.errors import EnvironmentFault, InputError
+from dgnode.storage import Location
 
 __all__ = ["EMO_SUBFOLDERS", "ScanResult", "find_session_dirs", "list_entries", "scan_corpus", "write_scan"]
 
@@ -74,9 +79,19 @@ class ScanResult:
     label_names: tuple[str, ...] = ()
     corpus_root: str = ""
     session_dirs: dict[int, str] = field(default_factory=dict)
+    dataset: str = "iemocap"  # or "meld" (dgnode.corpus.meld_scan)
+    sources: dict[str, str] = field(default_factory=dict)  # MELD: the CSVs and clip folders read
+
+    @classmethod
+    def from_rows(cls, rows: list[dict[str, Any]], log: RejectLog, scheme: LabelScheme, corpus_root: Path,
+                  **fields: Any) -> "ScanResult":
+        """The result of a scan that found ``rows`` (manifest dicts) and logged ``log``."""
+        return cls(manifest=manifest_frame(rows), rejects=rejects_frame([row.__dict__ for row in log.rows]),
+                   label_scheme=scheme.name, label_names=scheme.label_names, corpus_root=str(corpus_root), **fields)
 
     def summary(self) -> dict[str, Any]:
-        """Counts for reports: sessions, dialogues, utterances, labelled, per label, splits, rejects."""
+        """Counts for reports: dialogues, utterances, labelled, per label, splits, rejects; sessions and
+        utterances without word alignment (IEMOCAP), seasons and speakers (MELD)."""
         frame = self.manifest
         labelled = frame[frame["label"].notna()]
         label_counts = Counter(int(v) for v in labelled["label"])
@@ -87,66 +102,63 @@ class ScanResult:
                 "dialogues": int(part["dialog_id"].nunique()),
                 "labelled": int(part["label"].notna().sum()),
             }
+        by_dataset = ({"seasons": int(frame["session"].nunique()), "speakers": int(frame["speaker"].nunique())}
+                      if self.dataset == "meld" else
+                      {"sessions": len(self.session_dirs), "without_alignment": int(frame["wdseg_path"].isna().sum())})
         return {
-            "sessions": len(self.session_dirs),
+            "dataset": self.dataset,
+            **by_dataset,
             "dialogues": int(frame["dialog_id"].nunique()),
             "utterances": int(len(frame)),
             "labelled": int(len(labelled)),
             "label_counts": {name: label_counts.get(i, 0) for i, name in enumerate(self.label_names)},
             "splits": splits,
-            "without_alignment": int(frame["wdseg_path"].isna().sum()),
             "without_video": int(frame["video_path"].isna().sum()),
             "rejects": dict(sorted(Counter(self.rejects["reason"]).items())),
         }
 
 
 def scan_corpus(root: str | Path, labels: str = "merc6", strict: bool = False, progress: bool | None = False) -> ScanResult:
-    """Scan the raw IEMOCAP tree under ``root``; see the module docstring.
+    """Scan the raw IEMOCAP tree under ``root`` (a local folder or ``s3://bucket/prefix``); see
+    the module docstring.
 
     With ``strict=True`` the first malformed input raises :class:`~dgnode.errors.InputError`
     (``path:line: reason: detail``); skips (junk, ``XX`` segments, comment lines) never do.
     ``progress``: show a progress bar (``None``: only on a terminal).
     """
     scheme = get_scheme(labels)
-    try:
-        root = Path(root).resolve()
-    except (OSError, RuntimeError) as error:  # Python 3.11 raises RuntimeError for a symlink loop
-        raise InputError(f"corpus root cannot be followed ({error})", str(root)) from None
-    if not root.is_dir():
-        raise InputError("corpus root is not a directory", str(root))
+    tree = open_tree(root)
     log = RejectLog(strict=strict)
-    sessions = find_session_dirs(root, log)
+    sessions = find_session_dirs(tree, log)
     if not sessions:
         raise InputError("no Session1..Session5 folder found at any depth (ignoring __MACOSX and dot-folders)",
-                         str(root))
+                         tree.root)
     work = []
     for number, session_dir in sorted(sessions.items()):
-        work.extend(_session_dialogues(number, session_dir, log))
+        work.extend(_session_dialogues(tree, number, session_dir, log))
     rows: list[dict[str, Any]] = []
     from tqdm import tqdm
 
-    for job in tqdm(work, desc="scan", unit="dialogue", disable=None if progress is None else not progress):
-        rows.extend(_scan_dialogue(job, scheme, log))
-    return ScanResult(
-        manifest=manifest_frame(rows),
-        rejects=rejects_frame([row.__dict__ for row in log.rows]),
-        label_scheme=scheme.name,
-        label_names=scheme.label_names,
-        corpus_root=str(root),
-        session_dirs={n: str(p) for n, p in sorted(sessions.items())},
-    )
+    readers = tree.readers([_text_files(tree, job) for job in work])
+    for job, read in tqdm(zip(work, readers), total=len(work), desc="scan", unit="dialogue",
+                          disable=None if progress is None else not progress):
+        rows.extend(_scan_dialogue(tree, job, read, scheme, log))
+    return ScanResult.from_rows(rows, log, scheme, tree.root,
+                                session_dirs={n: str(p) for n, p in sorted(sessions.items())})
 
 
-def write_scan(result: ScanResult, out_dir: str | Path) -> dict[str, Path]:
-    """Write ``manifest.parquet`` and ``rejects.parquet`` into ``out_dir``; returns their paths."""
-    out = Path(out_dir)
-    paths = {"manifest": out / MANIFEST_FILE, "rejects": out / REJECTS_FILE}
+def write_scan(result: ScanResult, out_dir: str | Path | Location) -> dict[str, Location]:
+    """Write ``manifest.parquet`` and ``rejects.parquet`` into ``out_dir`` (a folder or an
+    ``s3://`` prefix); returns their locations."""
+    paths = scan_outputs(out_dir)
+    out = paths["manifest"].parent
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        out.mkdir()
         write_manifest(
             result.manifest,
             paths["manifest"],
-            {"label_names": list(result.label_names), "label_scheme": result.label_scheme, "corpus_root": result.corpus_root},
+            {"label_names": list(result.label_names), "label_scheme": result.label_scheme, "corpus_root": result.corpus_root,
+             "dataset": result.dataset},
         )
         write_rejects(result.rejects, paths["rejects"])
     except OSError as error:
@@ -160,53 +172,45 @@ def write_scan(result: ScanResult, out_dir: str | Path) -> dict[str, Path]:
 # --- discovery -----------------------------------------------------------------------------
 
 
-def list_entries(directory: Path, log: RejectLog) -> list[os.DirEntry]:
-    """Entries of ``directory`` sorted by name, without junk; junk and dot-entries are logged."""
+def list_entries(tree: CorpusTree, directory: str, log: RejectLog) -> list[Entry]:
+    """Entries of ``directory`` sorted by name, without junk; junk, dot-entries and entries that
+    cannot be followed (a symlink loop: it drops only itself) are logged."""
     kept = []
     try:
-        with os.scandir(directory) as iterator:
-            entries = sorted(iterator, key=lambda e: e.name)
+        entries = tree.entries(directory)
     except OSError as error:
         log.add(R.UNREADABLE, directory, f"cannot list the folder: {error.strerror or error}")
         return kept
     for entry in entries:
         name = entry.name
         if name == MACOSX_DIR:
-            count = sum(len(files) for _, _, files in os.walk(entry.path))
+            count = tree.count_files(entry.path)
             log.add(R.MACOS_JUNK, entry.path, f"macOS archive metadata folder ({count} files) not read")
         elif is_macos_junk_name(name):
             log.add(R.MACOS_JUNK, entry.path, "macOS metadata file not read")
         elif name.startswith("."):
             log.add(R.HIDDEN_ENTRY, entry.path, "hidden entry not read")
-        elif _followable(entry, log):
+        elif entry.error is not None:
+            error = entry.error
+            loop = " (a symlink loop)" if error.errno == errno.ELOOP else ""
+            log.add(R.UNREADABLE, entry.path, f"cannot follow the entry: {error.strerror or error}{loop}; not read")
+        else:
             kept.append(entry)
     return kept
 
 
-def _followable(entry: os.DirEntry, log: RejectLog) -> bool:
-    """Whether ``entry`` can be followed to a file or folder; a symlink loop or a link into a
-    folder that cannot be read is logged, not raised, so that it drops only itself."""
-    try:
-        entry.is_dir()  # follows links; DirEntry caches the answer for the callers
-    except OSError as error:
-        loop = " (a symlink loop)" if error.errno == errno.ELOOP else ""
-        log.add(R.UNREADABLE, entry.path, f"cannot follow the entry: {error.strerror or error}{loop}; not read")
-        return False
-    return True
-
-
-def find_session_dirs(root: Path, log: RejectLog) -> dict[int, Path]:
+def find_session_dirs(tree: CorpusTree, log: RejectLog) -> dict[int, str]:
     """``{session number: folder}`` for ``Session[1-5]`` folders at any depth, shallowest first."""
-    match = SESSION_DIR_RE.match(root.name)
+    match = SESSION_DIR_RE.match(tree.name(tree.root))
     if match:
-        return {int(match.group(1)): root}
-    sessions: dict[int, Path] = {}
-    visited = {os.path.realpath(root)}
-    queue = deque([root])
+        return {int(match.group(1)): tree.root}
+    sessions: dict[int, str] = {}
+    visited = {tree.identity(tree.root)}
+    queue = deque([tree.root])
     while queue:
         directory = queue.popleft()
-        for entry in list_entries(directory, log):
-            if not entry.is_dir():
+        for entry in list_entries(tree, directory, log):
+            if not entry.is_dir:
                 continue
             match = SESSION_DIR_RE.match(entry.name)
             if match:
@@ -214,28 +218,29 @@ def find_session_dirs(root: Path, log: RejectLog) -> dict[int, Path]:
                 if number in sessions:
                     log.add(R.DUPLICATE_SESSION, entry.path, f"Session{number} already read from {sessions[number]}")
                 else:
-                    sessions[number] = Path(entry.path)
+                    sessions[number] = entry.path
                 continue
-            real = os.path.realpath(entry.path)
+            real = tree.identity(entry.path)
             if real not in visited:  # symlink loops
                 visited.add(real)
-                queue.append(Path(entry.path))
+                queue.append(entry.path)
     return sessions
 
 
-def _dialogue_files(directory: Path, suffix: str, log: RejectLog, subfolders: frozenset[str] = frozenset()) -> dict[str, Path]:
+def _dialogue_files(tree: CorpusTree, directory: str, suffix: str, log: RejectLog,
+                    subfolders: frozenset[str] = frozenset()) -> dict[str, str]:
     """``{dialog_id: path}`` for entries ``<dialog><suffix>``; anything else is logged."""
-    found: dict[str, Path] = {}
-    if not directory.is_dir():
+    found: dict[str, str] = {}
+    if not tree.is_dir(directory):
         return found
-    for entry in list_entries(directory, log):
-        if entry.is_dir():
+    for entry in list_entries(tree, directory, log):
+        if entry.is_dir:
             if entry.name not in subfolders:
                 log.add(R.UNRECOGNISED_NAME, entry.path, f"unexpected folder; expected <dialog>{suffix} files")
             continue
         stem, dot, ext = entry.name.rpartition(".")
         if dot and "." + ext == suffix and is_dialog_id(stem):
-            found[stem] = Path(entry.path)
+            found[stem] = entry.path
         else:
             log.add(R.UNRECOGNISED_NAME, entry.path, f"expected <dialog>{suffix} with an IEMOCAP dialogue id")
     return found
@@ -245,21 +250,25 @@ def _dialogue_files(directory: Path, suffix: str, log: RejectLog, subfolders: fr
 class _DialogueJob:
     dialog_id: str
     session: int
-    session_dir: Path
-    emo_path: Path
-    transcription_path: Path
-    video_path: Path | None
+    session_dir: str
+    emo_path: str
+    transcription_path: str
+    video_path: str | None
+
+    def folder(self, tree: CorpusTree, kind: str) -> str:
+        """``sentences/<kind>/<dialog>``: the dialogue's utterance wavs or word alignments."""
+        return tree.join(self.session_dir, "sentences", kind, self.dialog_id)
 
 
-def _session_dialogues(number: int, session_dir: Path, log: RejectLog) -> list[_DialogueJob]:
-    dialog_dir = session_dir / "dialog"
-    emo_dir, transcription_dir = dialog_dir / "EmoEvaluation", dialog_dir / "transcriptions"
-    for folder in (emo_dir, transcription_dir, session_dir / "sentences" / "wav"):
-        if not folder.is_dir():
+def _session_dialogues(tree: CorpusTree, number: int, session_dir: str, log: RejectLog) -> list[_DialogueJob]:
+    dialog_dir = tree.join(session_dir, "dialog")
+    emo_dir, transcription_dir = tree.join(dialog_dir, "EmoEvaluation"), tree.join(dialog_dir, "transcriptions")
+    for folder in (emo_dir, transcription_dir, tree.join(session_dir, "sentences", "wav")):
+        if not tree.is_dir(folder):
             log.add(R.MISSING_FOLDER, folder, "folder missing from the session")
-    emo_files = _dialogue_files(emo_dir, ".txt", log, EMO_SUBFOLDERS)
-    transcription_files = _dialogue_files(transcription_dir, ".txt", log)
-    videos = _dialogue_files(dialog_dir / "avi" / "DivX", ".avi", log)
+    emo_files = _dialogue_files(tree, emo_dir, ".txt", log, EMO_SUBFOLDERS)
+    transcription_files = _dialogue_files(tree, transcription_dir, ".txt", log)
+    videos = _dialogue_files(tree, tree.join(dialog_dir, "avi", "DivX"), ".avi", log)
     jobs = []
     for dialog_id in sorted(set(emo_files) | set(transcription_files)):
         emo_path, transcription_path = emo_files.get(dialog_id), transcription_files.get(dialog_id)
@@ -280,21 +289,32 @@ def _session_dialogues(number: int, session_dir: Path, log: RejectLog) -> list[_
     return jobs
 
 
+def _text_files(tree: CorpusTree, job: _DialogueJob) -> list[str]:
+    """The files :func:`_scan_dialogue` reads (what a remote tree reads ahead): no request here."""
+    paths = [job.emo_path, job.transcription_path]
+    if tree.is_remote:
+        alignment_dir = job.folder(tree, "ForcedAlignment")
+        if tree.is_dir(alignment_dir):
+            paths += [e.path for e in tree.entries(alignment_dir) if not e.is_dir and e.name.endswith(".wdseg")]
+    return paths
+
+
 # --- one dialogue --------------------------------------------------------------------------
 
 
-def _scan_dialogue(job: _DialogueJob, scheme: LabelScheme, log: RejectLog) -> list[dict[str, Any]]:
+def _scan_dialogue(tree: CorpusTree, job: _DialogueJob, read: Reader, scheme: LabelScheme,
+                   log: RejectLog) -> list[dict[str, Any]]:
     decoded = {}
     for path, other in ((job.emo_path, job.transcription_path), (job.transcription_path, job.emo_path)):
         try:
-            decoded[path] = read_lines(path)
+            decoded[path] = decode_lines(read(path), path)
             problem = (R.UNDECODABLE, "binary content (NUL bytes), not a text file") if decoded[path].binary else None
         except OSError as error:
             problem = (R.UNREADABLE, f"cannot read the file: {error.strerror or error}")
         if problem:
             log.add(problem[0], path, problem[1])
             reason = R.TRANSCRIPTION_WITHOUT_LABELS if other == job.transcription_path else R.LABELS_WITHOUT_TRANSCRIPTION
-            log.add(reason, other, f"its counterpart {path.name} is unusable")
+            log.add(reason, other, f"its counterpart {tree.name(path)} is unusable")
             return []
     emo_lines, transcription_lines = decoded[job.emo_path], decoded[job.transcription_path]
     labels = parse_emo_evaluation(emo_lines.lines, job.emo_path, job.dialog_id, log)
@@ -304,22 +324,20 @@ def _scan_dialogue(job: _DialogueJob, scheme: LabelScheme, log: RejectLog) -> li
     for line in transcript.records:
         if line.utt_id not in blocks_by_id and line.utt_id not in labels.dropped_ids:
             log.add(R.TRANSCRIPTION_LINE_WITHOUT_LABEL, job.transcription_path,
-                    f"{line.utt_id} has no block in {job.emo_path.name}", line=line.line, utt_id=line.utt_id)
+                    f"{line.utt_id} has no block in {tree.name(job.emo_path)}", line=line.line, utt_id=line.utt_id)
 
-    wav_dir = job.session_dir / "sentences" / "wav" / job.dialog_id
-    alignment_dir = job.session_dir / "sentences" / "ForcedAlignment" / job.dialog_id
-    wav_names = _file_names(wav_dir, log, expected_suffix=".wav")
-    alignment_names = _file_names(alignment_dir, log)
+    wav_dir, alignment_dir = job.folder(tree, "wav"), job.folder(tree, "ForcedAlignment")
+    wav_names = _file_names(tree, wav_dir, log, expected_suffix=".wav")
+    alignment_names = _file_names(tree, alignment_dir, log)
     split = standard_split(job.dialog_id, job.session)
-    wav_prefix, alignment_prefix = f"{wav_dir}{os.sep}", f"{alignment_dir}{os.sep}"
-    video_path = str(job.video_path) if job.video_path else None
+    wav_prefix, alignment_prefix = f"{wav_dir}/", f"{alignment_dir}/"
     rows = []
     for block in labels.records:
         line = lines_by_id.get(block.utt_id)
         if line is None:
             if block.utt_id not in transcript.dropped_ids:
                 log.add(R.LABEL_WITHOUT_TRANSCRIPTION_LINE, job.emo_path,
-                        f"{block.utt_id} has no line in {job.transcription_path.name}", line=block.line,
+                        f"{block.utt_id} has no line in {tree.name(job.transcription_path)}", line=block.line,
                         utt_id=block.utt_id)
             continue
         wav_name = f"{block.utt_id}.wav"
@@ -331,7 +349,7 @@ def _scan_dialogue(job: _DialogueJob, scheme: LabelScheme, log: RejectLog) -> li
         if f"{block.utt_id}.wdseg" in alignment_names:
             candidate = f"{alignment_prefix}{block.utt_id}.wdseg"
             try:
-                word_alignment = words(parse_wdseg(candidate))
+                word_alignment = words(parse_wdseg(candidate, read))
                 wdseg_path = candidate
             except WdsegError as error:
                 log.add(R.MALFORMED_WDSEG, candidate, f"{error}; the utterance is kept without word alignment",
@@ -353,7 +371,7 @@ def _scan_dialogue(job: _DialogueJob, scheme: LabelScheme, log: RejectLog) -> li
                 "majority_category": majority,
                 "text": line.text,
                 "wav_path": f"{wav_prefix}{wav_name}",
-                "video_path": video_path,
+                "video_path": job.video_path,
                 "wdseg_path": wdseg_path,
                 "words": word_alignment,
                 "split": split,
@@ -365,14 +383,14 @@ def _scan_dialogue(job: _DialogueJob, scheme: LabelScheme, log: RejectLog) -> li
     return rows
 
 
-def _file_names(directory: Path, log: RejectLog, expected_suffix: str | None = None) -> set[str]:
+def _file_names(tree: CorpusTree, directory: str, log: RejectLog, expected_suffix: str | None = None) -> set[str]:
     """Names of the files in ``directory``; with ``expected_suffix``, others are logged."""
-    if not directory.is_dir():
+    if not tree.is_dir(directory):
         return set()
     names = set()
-    for entry in list_entries(directory, log):
+    for entry in list_entries(tree, directory, log):
         stem, _, ext = entry.name.rpartition(".")
-        if expected_suffix and not (entry.is_file() and "." + ext == expected_suffix and parse_utterance_id(stem)):
+        if expected_suffix and not (entry.is_file and "." + ext == expected_suffix and parse_utterance_id(stem)):
             log.add(R.UNRECOGNISED_NAME, entry.path, f"expected <utterance id>{expected_suffix}")
             continue
         names.add(entry.name)

@@ -137,12 +137,18 @@ class SynthSummary:
         return {name: counts.get(index, 0) for index, name in enumerate(scheme.label_names)}
 
 
-def synthesize_corpus(out_dir: str | Path, config: SynthConfig | None = None, progress: bool | None = False) -> SynthSummary:
+def synthesize_corpus(out_dir: str | Path, config: SynthConfig | None = None, progress: bool | None = False):
     """Write a synthetic raw IEMOCAP release under ``out_dir``; see the module docstring.
-    ``progress``: a bar per dialogue (``None``: the same, as the CLI asks)."""
+    ``progress``: a bar per dialogue (``None``: the same, as the CLI asks). A config with
+    ``dataset="meld"`` writes a MELD release instead and returns its
+    :class:`~dgnode.corpus.meld_synth.MeldSynthSummary` (:func:`~dgnode.corpus.meld_synth.synthesize_meld`)."""
     from dgnode.reporting.progress import progress_bar
 
     config = config or SynthConfig()
+    if config.dataset == "meld":
+        from dgnode.corpus.meld_synth import synthesize_meld
+
+        return synthesize_meld(out_dir, config, progress)
     began = time.perf_counter()
     dialogues = plan_corpus(config)
     out = Path(out_dir)

@@ -143,43 +143,50 @@ def cue_emotion(code: str, majority: str | None) -> str | None:
     return None
 
 
-def draw_cue(rng: np.random.Generator, emotion: str) -> UtteranceCue:
-    """One utterance's cues of ``emotion``, with dropout, confusion and jitter (see the docstring)."""
+def draw_cue(rng: np.random.Generator, emotion: str, table: dict[str, CueProfile] | None = None,
+             neighbour: dict[str, str] | None = None) -> UtteranceCue:
+    """One utterance's cues of ``emotion``, with dropout, confusion and jitter (see the docstring).
+    ``table``/``neighbour``: another label set's cues (MELD's, :mod:`dgnode.corpus.meld_synth_cues`)."""
+    table = CUE_TABLE if table is None else table
+    neighbour = NEIGHBOUR if neighbour is None else neighbour
     cue = UtteranceCue(emotion)
-    shown = _shown(rng, emotion, "vision")
+    shown = _shown(rng, emotion, "vision", neighbour)
     if shown is not None:
-        profile = CUE_TABLE[shown]
+        profile = table[shown]
         jitter = rng.normal(0.0, FACE_JITTER, size=3)
         cue.face = tuple(int(round(o + j)) for o, j in zip(profile.face, jitter))
         cue.radius = int(profile.radius + rng.integers(-RADIUS_JITTER, RADIUS_JITTER + 1))
-    shown = _shown(rng, emotion, "audio")
+    shown = _shown(rng, emotion, "audio", neighbour)
     if shown is not None:
-        profile = CUE_TABLE[shown]
+        profile = table[shown]
         cue.pitch = round(float(profile.pitch * np.exp(rng.normal(0.0, _PITCH_SPREAD))), 4)
         cue.loudness = round(float(profile.loudness * np.exp(rng.normal(0.0, _LOUDNESS_SPREAD))), 4)
         cue.glide = profile.glide
-    shown = _shown(rng, emotion, "text")
+    shown = _shown(rng, emotion, "text", neighbour)
     if shown is not None:
-        cue.words = tuple(str(rng.choice(CUE_TABLE[shown].words)) for _ in range(_TEXT_WORDS))
+        cue.words = tuple(str(rng.choice(table[shown].words)) for _ in range(_TEXT_WORDS))
     return cue
 
 
-def _shown(rng: np.random.Generator, emotion: str, modality: str) -> str | None:
+def _shown(rng: np.random.Generator, emotion: str, modality: str, neighbour: dict[str, str]) -> str | None:
     if rng.random() < DROPOUT[modality]:
         return None
-    return NEIGHBOUR[emotion] if rng.random() < CONFUSION else emotion
+    return neighbour[emotion] if rng.random() < CONFUSION else emotion
 
 
-def mood_chain(rng: np.random.Generator, count: int, include: tuple[str, ...] = ()) -> tuple[str, list[str]]:
+def mood_chain(rng: np.random.Generator, count: int, include: tuple[str, ...] = (),
+               moods: dict[str, dict[str, float]] | None = None) -> tuple[str, list[str]]:
     """A dialogue's mood and ``count`` labels: a chain that repeats the previous label with
     probability :data:`PERSISTENCE`, else draws from the mood's distribution. Each class of
     ``include`` starts a run at a random position (so a dialogue that must hold some classes still
-    has runs, rather than single labels scattered through it)."""
+    has runs, rather than single labels scattered through it). ``moods``: another label set's
+    (default :data:`MOODS`)."""
     if len(include) > count:
         raise ValueError(f"{count} labels cannot include {len(include)} classes")
-    mood = str(rng.choice(sorted(MOODS)))
-    names = list(MOODS[mood])
-    weights = np.array([MOODS[mood][n] for n in names])
+    moods = MOODS if moods is None else moods
+    mood = str(rng.choice(sorted(moods)))
+    names = list(moods[mood])
+    weights = np.array([moods[mood][n] for n in names])
     forced = dict(zip((int(p) for p in rng.choice(count, size=len(include), replace=False)),
                       (include[i] for i in rng.permutation(len(include)))))
     labels: list[str] = []

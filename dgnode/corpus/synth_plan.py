@@ -23,10 +23,10 @@ majority, so ``raw6`` gives 7380 and ``merc6`` exactly the structure's 7433 on t
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -45,6 +45,7 @@ from dgnode.corpus.synth_dialogue import (
     set_variant,
 )
 from dgnode.corpus.synth_traps import apply_encoding_traps
+from dgnode.corpus.textio import read_json
 from dgnode.errors import InputError
 from dgnode.options import ConfigError
 
@@ -66,25 +67,34 @@ _REAL_MISSING_ALIGNMENTS = ("Ses03F_impro07_M030", "Ses03M_impro03_M001")
 _REAL_OUT_OF_ORDER_FRACTION = 67 / 151
 
 
+# IEMOCAP's limits are checked first where a MELD release is asked for by the pipeline's --dataset.
+_MELD_HINT = " (for an IEMOCAP release; a MELD one: --synth.dataset meld)"
+
+
 @dataclass
 class SynthConfig:
-    """Write a synthetic raw IEMOCAP release (exact format, deterministic for a seed).
+    """Write a synthetic raw IEMOCAP or MELD release (exact format, deterministic for a seed).
 
     Without ``structure``: a mini corpus of trap dialogues. With ``structure``: the structure
-    file's dialogues, speakers and labels plus realistic unlabelled utterances.
+    file's dialogues, speakers and labels (IEMOCAP: plus realistic unlabelled utterances). MELD:
+    :mod:`dgnode.corpus.meld_synth`.
 
     Attributes:
+        dataset: the release to write: iemocap, or meld (MELD.Raw with CSVs and one MP4 per utterance)
         seed: random seed; a seed always gives the same files
-        dialogs: mini corpus size (default 6, at least the 5 trap dialogues)
-        structure: follow this structure file, e.g. dgnode/data/iemocap_structure.json
-        video: write dialogue-level media (stereo wav + MPEG-4 AVI); utterance wavs are always written
-        dialogue_seconds: fill each mini dialogue with utterances up to this length (e.g. 300 for a 5-minute video)
+        dialogs: mini corpus size (default 6, at least the 5 trap dialogues; MELD: default and least 9)
+        structure: follow this structure file, e.g. dgnode/data/iemocap_structure.json (MELD: meld_structure.json)
+        video: write the media (IEMOCAP: dialogue wav + MPEG-4 AVI, utterance wavs always; MELD: the clips, else CSVs only)
+        dialogue_seconds: fill each mini dialogue with utterances up to this length (e.g. 300 for a 5-minute video; IEMOCAP)
         utterances_per_dialogue: utterances per mini dialogue [MIN, MAX]; MIN >= 8, since the first dialogue holds 8 required codes
-        utterance_seconds: utterance duration range [MIN, MAX] (default [1, 4]; [0.12, 0.36] with structure)
+        utterance_seconds: utterance duration range [MIN, MAX] (default [1, 4]; with structure [0.12, 0.36], MELD [0.3, 0.8])
         junk: write macOS junk (.DS_Store, ._* sidecars, __MACOSX)
         cues: give every utterance weak, noisy cues of its emotion in video, audio and text (see dgnode.corpus.synth_cues)
+        archives: MELD: pack each split's clips into train/dev/test.tar.gz as the release ships them
+        overlong_seconds: MELD: length of the overlong clips (the real ones last 4-5 minutes); above 35 s
     """
 
+    dataset: Literal["iemocap", "meld"] = "iemocap"
     seed: int = 0
     dialogs: int | None = None
     structure: str | None = None
@@ -94,8 +104,15 @@ class SynthConfig:
     utterance_seconds: tuple[float, float] | None = None
     junk: bool = True
     cues: bool = True
+    archives: bool = False
+    overlong_seconds: float = 40.0
 
     def __post_init__(self) -> None:
+        if self.dataset == "meld":
+            self._check_meld()
+            return
+        if self.archives:
+            raise ConfigError("archives: only for a MELD release (--dataset meld)")
         if self.structure is not None and self.dialogs is not None:
             raise ConfigError("dialogs: a structure corpus has the structure's dialogues; leave dialogs unset")
         if self.structure is not None and self.dialogue_seconds is not None:
@@ -104,10 +121,11 @@ class SynthConfig:
             count = 6 if self.dialogs is None else self.dialogs
             if not len(TRAP_DIALOGUES) <= count <= len(known_dialogues()):
                 raise ConfigError(f"dialogs: expected {len(TRAP_DIALOGUES)}..{len(known_dialogues())} "
-                                  f"(the trap dialogues always exist), got {count}")
+                                  f"(the trap dialogues always exist), got {count}{_MELD_HINT}")
         low, high = self.utterances_per_dialogue
         if not 8 <= low <= high:
-            raise ConfigError(f"utterances_per_dialogue: expected 8 <= min <= max, got {self.utterances_per_dialogue}")
+            raise ConfigError(f"utterances_per_dialogue: expected 8 <= min <= max, got {self.utterances_per_dialogue}"
+                              f"{_MELD_HINT}")
         if self.utterance_seconds is not None:
             low_s, high_s = self.utterance_seconds
             if not 0.1 <= low_s <= high_s:
@@ -115,15 +133,48 @@ class SynthConfig:
         if self.dialogue_seconds is not None and self.dialogue_seconds < 30:
             raise ConfigError(f"dialogue_seconds: expected at least 30 s, got {self.dialogue_seconds}")
 
+    def _check_meld(self) -> None:
+        from dgnode.corpus.meld_names import DIALOGUE_LIMITS
+        from dgnode.corpus.meld_scan import MAX_UTTERANCE_S, OVERLONG_MARGIN_S
+        from dgnode.corpus.meld_synth_plan import TRAP_DIALOGUES
+
+        if self.dataset not in ("iemocap", "meld"):
+            raise ConfigError(f"dataset: expected iemocap or meld, got {self.dataset!r}")
+        if self.structure is not None and self.dialogs is not None:
+            raise ConfigError("dialogs: a structure corpus has the structure's dialogues; leave dialogs unset")
+        if self.dialogue_seconds is not None:
+            raise ConfigError("dialogue_seconds: only for IEMOCAP; a MELD clip holds one utterance")
+        most = sum(DIALOGUE_LIMITS.values()) - 1  # train has no dialogue 60
+        if self.dialogs is not None and not len(TRAP_DIALOGUES) <= self.dialogs <= most:
+            raise ConfigError(f"dialogs: expected {len(TRAP_DIALOGUES)}..{most} (the trap dialogues always exist), "
+                              f"got {self.dialogs}")
+        low, high = self.utterances_per_dialogue
+        if not 1 <= low <= high:
+            raise ConfigError(f"utterances_per_dialogue: expected 1 <= min <= max, got {self.utterances_per_dialogue}")
+        if self.utterance_seconds is not None:
+            low_s, high_s = self.utterance_seconds
+            if not 0.1 <= low_s <= high_s <= MAX_UTTERANCE_S:
+                raise ConfigError(f"utterance_seconds: expected 0.1 <= min <= max <= {MAX_UTTERANCE_S:g}, got "
+                                  f"{self.utterance_seconds}")
+        if not self.overlong_seconds > MAX_UTTERANCE_S + OVERLONG_MARGIN_S:
+            raise ConfigError(f"overlong_seconds: expected more than {MAX_UTTERANCE_S + OVERLONG_MARGIN_S:g} s (the "
+                              f"scan's bound plus margin), got {self.overlong_seconds}")
+
     @property
     def seconds_range(self) -> tuple[float, float]:
         if self.utterance_seconds is not None:
             return tuple(self.utterance_seconds)
-        return (0.12, 0.36) if self.structure else (1.0, 4.0)
+        if not self.structure:
+            return (1.0, 4.0)
+        # Short clips keep a structure corpus quick to write; MELD's stay above its 200 ms trap.
+        return (0.3, 0.8) if self.dataset == "meld" else (0.12, 0.36)
 
 
 def plan_corpus(config: SynthConfig) -> list[SynthDialogue]:
-    """The dialogues of the corpus, sorted by id, with utterances in conversation order."""
+    """The dialogues of the corpus, sorted by id, with utterances in conversation order (IEMOCAP;
+    MELD's plan is :func:`dgnode.corpus.meld_synth_plan.plan_meld`)."""
+    if config.dataset != "iemocap":
+        raise ValueError(f"plan_corpus plans IEMOCAP releases, not {config.dataset}")
     if config.structure is not None:
         return _plan_structure(config)
     rng = np.random.default_rng(config.seed)
@@ -316,12 +367,7 @@ def _add_cues(seed: int, dialog_id: str, utterances: list[SynthUtterance]) -> No
 
 
 def _load_structure(path: Path) -> dict:
-    try:
-        structure = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError("structure file not found", str(path)) from None
-    except json.JSONDecodeError as error:
-        raise InputError(f"not valid JSON: {error.msg}", str(path), error.lineno) from None
+    structure = read_json(path)
     if not isinstance(structure, dict) or not isinstance(structure.get("dialogues"), dict) or "labels" not in structure:
         raise InputError("expected an object with 'labels' and 'dialogues' {id: {speakers, labels}}", str(path))
     names = structure["labels"]

@@ -19,7 +19,7 @@ from dgnode.corpus.names import APPLEDOUBLE_MAGIC, APPLEDOUBLE_SIZE, DS_STORE_MA
 from dgnode.corpus.synth_dialogue import SynthDialogue
 from dgnode.corpus.synth_formats import TreeWriter
 
-__all__ = ["apply_encoding_traps", "expected_rejects", "write_junk"]
+__all__ = ["appledouble_bytes", "apply_encoding_traps", "ds_store_bytes", "expected_rejects", "write_junk"]
 
 _CP1252_WORD = "caf\u00e9"
 
@@ -52,14 +52,14 @@ def write_junk(writer: TreeWriter, out: Path, release: Path, dialogues: list[Syn
     if video:
         sidecars.append(session_dir / "dialog" / "avi" / "DivX" / f"._{d}.avi")
     for path in ds_store:
-        writer.bytes_(path, _ds_store_bytes())
+        writer.bytes_(path, ds_store_bytes())
     for path in sidecars:
-        writer.bytes_(path, _appledouble_bytes())
+        writer.bytes_(path, appledouble_bytes())
     # What unzipping an archive made on macOS leaves: a mirror tree of sidecars, Session folder included.
     mirror = out / MACOSX_DIR / release.name / f"Session{first.session}" / "dialog"
     for name in (f"._{d}.txt",):
-        writer.bytes_(mirror / "EmoEvaluation" / name, _appledouble_bytes())
-        writer.bytes_(mirror / "transcriptions" / name, _appledouble_bytes())
+        writer.bytes_(mirror / "EmoEvaluation" / name, appledouble_bytes())
+        writer.bytes_(mirror / "transcriptions" / name, appledouble_bytes())
     return ds_store + sidecars
 
 
@@ -72,12 +72,12 @@ def expected_rejects(dialogues: list[SynthDialogue], junk_paths: list[Path], jun
     return {reason: count for reason, count in sorted(expected.items()) if count}
 
 
-def _ds_store_bytes() -> bytes:
+def ds_store_bytes() -> bytes:
     """A plausible ``.DS_Store``: the Buddy-allocator magic, then padding (6148 bytes, as Finder writes)."""
     return DS_STORE_MAGIC + b"\x00\x00\x10\x00\x00\x00\x08\x00" + bytes(6148 - 16)
 
 
-def _appledouble_bytes() -> bytes:
+def appledouble_bytes() -> bytes:
     """A 4096-byte AppleDouble sidecar: magic, version, filler, two entry descriptors, padding."""
     header = APPLEDOUBLE_MAGIC + b"Mac OS X        " + (2).to_bytes(2, "big")
     entries = (9).to_bytes(4, "big") + (50).to_bytes(4, "big") + (3698).to_bytes(4, "big")

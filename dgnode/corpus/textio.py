@@ -9,11 +9,15 @@ unusable when it holds control characters other than tab after decoding.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-__all__ = ["DecodedLines", "decode_line", "has_control_characters", "read_lines"]
+from dgnode.errors import InputError
+
+__all__ = ["DecodedLines", "decode_line", "decode_lines", "has_control_characters", "read_json", "read_lines"]
 
 _BINARY_PROBE_BYTES = 8192
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -23,7 +27,7 @@ _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 class DecodedLines:
     """Lines of a text file (1-based numbering is ``index + 1``) and how they were decoded."""
 
-    path: Path
+    path: str | Path  # a local path or an s3:// URI
     lines: list[str]
     binary: bool = False
     fallback_lines: int = 0  # lines that were not valid UTF-8
@@ -43,8 +47,11 @@ def decode_line(raw: bytes) -> tuple[str, bool]:
 
 def read_lines(path: str | Path) -> DecodedLines:
     """Read ``path`` as text lines with ``\\r`` stripped; ``binary=True`` when it is not text."""
-    path = Path(path)
-    data = path.read_bytes()
+    return decode_lines(Path(path).read_bytes(), Path(path))
+
+
+def decode_lines(data: bytes, path: str | Path) -> DecodedLines:
+    """The text lines of ``data`` read from ``path`` (see :func:`read_lines`)."""
     if b"\x00" in data[:_BINARY_PROBE_BYTES]:
         return DecodedLines(path=path, lines=[], binary=True)
     if data.startswith(b"\xef\xbb\xbf"):
@@ -68,3 +75,16 @@ def read_lines(path: str | Path) -> DecodedLines:
 def has_control_characters(text: str) -> bool:
     """True when ``text`` holds control characters (other than tab): garbage, not words."""
     return _CONTROL_RE.search(text) is not None
+
+
+def read_json(path: str | Path) -> Any:
+    """A JSON file's value (a structure file); a missing or malformed file is one
+    :class:`~dgnode.errors.InputError` naming it (and the line)."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError("structure file not found", str(path)) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        line = getattr(error, "lineno", None)
+        raise InputError(f"not valid JSON: {getattr(error, 'msg', error)}", str(path), line) from None

@@ -20,8 +20,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
-from dgnode.corpus.textio import read_lines
+from dgnode.corpus.textio import decode_lines, read_lines
 
 __all__ = [
     "FRAMES_PER_SECOND", "SEGMENT_RE", "SILENCE_MARKERS", "Segment", "WdsegError", "parse_wdseg", "words",
@@ -55,10 +56,12 @@ class Segment:
         return (self.end_frame + 1) / FRAMES_PER_SECOND
 
 
-def parse_wdseg(path: str | Path) -> list[Segment]:
-    """Segments of a .wdseg file; :class:`WdsegError` (with the line) when it is malformed."""
+def parse_wdseg(path: str | Path, read: Callable[[str], bytes] | None = None) -> list[Segment]:
+    """Segments of a .wdseg file; :class:`WdsegError` (with the line) when it is malformed or
+    cannot be read. ``read`` gets the bytes of ``path`` (default: a local file; the scan passes
+    its tree's reader, e.g. for an ``s3://`` URI)."""
     try:
-        decoded = read_lines(path)
+        decoded = read_lines(path) if read is None else decode_lines(read(str(path)), path)
     except OSError as error:
         raise WdsegError(f"cannot read the file: {error.strerror or error}") from None
     if decoded.binary:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from dgnode.media.config import MediaConfig
+from dgnode.media.config import MediaCacheConfig, MediaConfig
 
 # The modalities ImageBind embeds for dgnode (its thermal, depth and IMU heads are not built).
 EXTRACTED_MODALITIES = ("text", "audio", "vision")
@@ -18,14 +18,15 @@ class ExtractConfig:
     """Embed manifest utterances with ImageBind into a feature store, on Ray Data.
 
     Attributes:
-        manifest: manifest.parquet of `dgnode corpus scan` (or the directory holding it)
-        store: feature store directory (created; a re-run resumes and skips what is stored)
+        manifest: manifest.parquet of `dgnode corpus scan` (or the directory holding it); a path or s3://bucket/key
+        store: feature store directory or s3://bucket/prefix (created; a re-run resumes and skips what is stored)
         model: ImageBind size (tiny: a random-init demo model)
         checkpoint: imagebind_huge.pth (loaded with weights_only=True, memory-mapped)
         modalities: subset of text, audio, vision to embed
         gpu_memory_gb: memory budget per embedding actor; sets the batch size per modality
         dtype: model dtype (auto: float16 on CUDA, float32 on the CPU); sets the batch plan too
         media: preprocessing of every modality (recorded in the store's metadata)
+        media_cache: per-node cache of media fetched from object storage (s3:// paths in the manifest)
         address: Ray cluster address (default: RAY_ADDRESS, else a local Ray)
         limit: extract at most this many not-yet-stored utterances
         decode_batch_size: utterances per CPU decode task
@@ -46,6 +47,7 @@ class ExtractConfig:
     gpu_memory_gb: float = 24.0
     dtype: Literal["auto", "float16", "bfloat16", "float32"] = "auto"
     media: MediaConfig = field(default_factory=MediaConfig)
+    media_cache: MediaCacheConfig = field(default_factory=MediaCacheConfig)
     address: str | None = None
     limit: int | None = None
     decode_batch_size: int = 4

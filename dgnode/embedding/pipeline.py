@@ -31,12 +31,15 @@ from dgnode.errors import EnvironmentFault, InputError
 from dgnode.features.store import FeatureStore, StoreMetadata
 from dgnode.media.utterance import VISION_TRANSPORT_DTYPE
 from dgnode.options import to_dict
+from dgnode.storage import resolve
 
 __all__ = ["run_extraction", "store_metadata"]
 
 
-def store_metadata(config: ExtractConfig, label_names: list[str], sha: str | None) -> StoreMetadata:
-    """The metadata of the store ``config`` writes: model, dims, label names, preprocessing."""
+def store_metadata(config: ExtractConfig, label_names: list[str], sha: str | None,
+                   dataset: str | None = None) -> StoreMetadata:
+    """The metadata of the store ``config`` writes: model, dims, label names, preprocessing, and
+    the manifest's ``dataset`` (``extra.dataset``, as a pickle import records it)."""
     spec = SPECS[config.model]
     name = spec.name if config.checkpoint else f"{spec.name}(random-init, seed={config.seed})"
     preprocessing = to_dict(config.media)
@@ -49,7 +52,8 @@ def store_metadata(config: ExtractConfig, label_names: list[str], sha: str | Non
         source="imagebind",
         preprocessing=preprocessing,
         # model_kind and seed let dgnode.streaming.media rebuild the exact extraction model.
-        extra={"manifest": str(Path(config.manifest).resolve()), "model_kind": config.model, "seed": config.seed},
+        extra={"manifest": resolve(config.manifest).uri, "model_kind": config.model, "seed": config.seed,
+               **({"dataset": dataset} if dataset else {})},
     )
 
 
@@ -77,7 +81,8 @@ def run_extraction(
         raise ValueError(f"unknown engine {engine!r}")
     manifest = load_manifest(config.manifest, config.modalities)
     sha = sha256_file(config.checkpoint) if config.checkpoint else None
-    store = FeatureStore.create(config.store, store_metadata(config, manifest.attrs["label_names"], sha))
+    store = FeatureStore.create(config.store, store_metadata(config, manifest.attrs["label_names"], sha,
+                                                            manifest.attrs.get("dataset")))
 
     stored_before = store.stored_utt_ids()
     pending = manifest[~manifest["utt_id"].isin(stored_before)]

@@ -8,6 +8,13 @@
                                                      bounded batches from the memory cost model
       ─▶ iter_batches on the driver
 
+Media in object storage (``s3://`` paths in the manifest) are fetched by the decode tasks into
+their node's cache (:mod:`dgnode.media.fetch`); then each dialogue is one block, so its
+utterances are decoded by one task on one node and its AVI crosses the network once, not once
+per node that got one of its batches. Each decode batch says what its node fetched
+(:data:`~dgnode.media.utterance.FETCH_COLUMNS` and ``fetch_node``, the Ray node id), which the
+driver sums per node (:mod:`dgnode.embedding.writer`). A local corpus keeps fixed-size blocks.
+
 Only the columns the CPU stage reads travel (``utt_id`` and the media columns): the store's key
 columns are joined back on the driver by ``utt_id`` (:mod:`dgnode.embedding.writer`), because a
 numpy batch cannot carry the nullable integer label without an encoding, and failure rows need
@@ -26,10 +33,16 @@ import torch
 from dgnode.embedding.config import ExtractConfig
 from dgnode.embedding.memory import BatchPlan, plan_batch_sizes
 from dgnode.embedding.model import SPECS
-from dgnode.media.config import MediaConfig
+from dgnode.media.config import MediaCacheConfig, MediaConfig
+from dgnode.media.fetch import MediaCache, is_remote
 from dgnode.media.utterance import REQUEST_COLUMNS, preprocess_batch
 
-__all__ = ["model_dtype", "plan_for", "preprocess_udf", "process_batches", "ray_batches", "ray_uses_gpu"]
+__all__ = ["FETCH_NODE_COLUMN", "LOCAL_NODE", "decode_chunks", "model_dtype", "plan_for", "preprocess_udf",
+           "process_batches", "ray_batches", "ray_uses_gpu"]
+
+# Which node a decode batch ran on (the Ray node id; LOCAL_NODE without Ray).
+FETCH_NODE_COLUMN = "fetch_node"
+LOCAL_NODE = "local"
 
 # Host memory of a decode task: the worker itself (Python, torch, decord, Ray: Ray Data measured
 # up to 860 MB for a worker running batches of 4 here, and wants 25% headroom) plus, per utterance, 10 decoded 720x480
@@ -39,9 +52,27 @@ PREPROCESS_WORKER_BYTES = 1024 * 2**20
 PREPROCESS_BYTES_PER_ITEM = 64 * 2**20
 
 
-def preprocess_udf(batch: pd.DataFrame, modalities: Sequence[str], media: MediaConfig) -> dict[str, np.ndarray]:
-    """Ray Data task body (CPU): :func:`dgnode.media.utterance.preprocess_batch`."""
-    return preprocess_batch(batch, modalities, media)
+def preprocess_udf(batch: pd.DataFrame, modalities: Sequence[str], media: MediaConfig,
+                   media_cache: MediaCacheConfig | None = None) -> dict[str, np.ndarray]:
+    """Ray Data task body (CPU): :func:`dgnode.media.utterance.preprocess_batch` through this
+    node's media cache, with the node's id."""
+    import ray
+
+    out = preprocess_batch(batch, modalities, media, MediaCache(media_cache))
+    node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else LOCAL_NODE
+    out[FETCH_NODE_COLUMN] = np.full(len(batch), node)
+    return out
+
+
+def decode_chunks(pending: pd.DataFrame, size: int) -> list[pd.DataFrame]:
+    """The blocks of the decode stage: one per dialogue when media are remote (module
+    docstring), else ``size`` rows each, in manifest order; only :data:`REQUEST_COLUMNS`."""
+    requests = pending[[c for c in REQUEST_COLUMNS if c in pending.columns]]
+    media = [c for c in ("wav_path", "video_path") if c in pending.columns]
+    remote = any(is_remote(v) for c in media for v in pending[c].dropna())
+    if remote and "dialog_id" in pending.columns:
+        return [requests.loc[index] for _, index in pending.groupby("dialog_id", sort=False).groups.items()]
+    return [requests.iloc[i : i + size] for i in range(0, len(requests), size)]
 
 
 def model_dtype(config: ExtractConfig, on_gpu: bool) -> str:
@@ -91,15 +122,13 @@ def ray_batches(
     gpus = int(ray.cluster_resources().get("GPU", 0))
     use_gpu = ray_uses_gpu(config)
     actors = config.num_actors or (max(gpus, 1) if use_gpu else 1)
-    requests = _requests(pending)
-    # One small block per decode batch, so the CPU stage runs as many parallel tasks.
-    chunks = [requests.iloc[i : i + config.decode_batch_size] for i in range(0, len(requests), config.decode_batch_size)]
-    dataset = ray.data.from_pandas(chunks)
+    # Small blocks, so the CPU stage runs as many parallel tasks (a dialogue each for remote media).
+    dataset = ray.data.from_pandas(decode_chunks(pending, config.decode_batch_size))
     dataset = dataset.map_batches(
         preprocess_udf,
         batch_size=config.decode_batch_size,
         batch_format="pandas",
-        fn_kwargs={"modalities": config.modalities, "media": config.media},
+        fn_kwargs={"modalities": config.modalities, "media": config.media, "media_cache": config.media_cache},
         compute=ray.data.TaskPoolStrategy(size=config.decode_tasks),
         num_cpus=1,
         # A real estimate, and it keeps Ray Data from fusing these tasks into the embedding
@@ -135,19 +164,17 @@ def process_batches(
     from dgnode.embedding.actor import EmbedActor
 
     actor = EmbedActor(**_actor_kwargs(config, plan, sha, config.device))
-    requests = _requests(pending)
+    cache = MediaCache(config.media_cache)
+    requests = pending[[c for c in REQUEST_COLUMNS if c in pending.columns]]
     for start in range(0, len(requests), ray_batch):
         part = requests.iloc[start : start + ray_batch]
         pieces = [
-            preprocess_batch(part.iloc[i : i + config.decode_batch_size], config.modalities, config.media)
+            preprocess_batch(part.iloc[i : i + config.decode_batch_size], config.modalities, config.media, cache)
             for i in range(0, len(part), config.decode_batch_size)
         ]
-        yield actor({key: np.concatenate([p[key] for p in pieces]) for key in pieces[0]})
-
-
-def _requests(pending: pd.DataFrame) -> pd.DataFrame:
-    """The columns the CPU stage reads (the manifest holds only those the modalities need)."""
-    return pending[[c for c in REQUEST_COLUMNS if c in pending.columns]]
+        batch = {key: np.concatenate([p[key] for p in pieces]) for key in pieces[0]}
+        batch[FETCH_NODE_COLUMN] = np.full(len(part), LOCAL_NODE)
+        yield actor(batch)
 
 
 def _actor_kwargs(config: ExtractConfig, plan: BatchPlan, sha: str | None, device: str) -> dict[str, Any]:

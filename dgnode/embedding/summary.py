@@ -40,6 +40,18 @@ class ExtractSummary:
     ray_batch_size: int = 0
     engine: str = "ray"
     device: str = "cpu"
+    # Per node id: media objects fetched from object storage (files, bytes) and cache hits.
+    fetched: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def count_fetched(self, node: str, files: int, size: int, hits: int) -> None:
+        counts = self.fetched.setdefault(node, {"files": 0, "bytes": 0, "hits": 0})
+        counts["files"] += files
+        counts["bytes"] += size
+        counts["hits"] += hits
+
+    @property
+    def fetched_bytes(self) -> int:
+        return sum(counts["bytes"] for counts in self.fetched.values())
 
     @property
     def utterances_per_second(self) -> float:
@@ -49,7 +61,19 @@ class ExtractSummary:
     def as_dict(self) -> dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items()}
         data["utterances_per_second"] = self.utterances_per_second
+        data["fetched_bytes"] = self.fetched_bytes
         return data
+
+    def metrics(self) -> dict[str, float]:
+        """Numbers for MLflow: counts, rate, wall time, and per node what it fetched
+        (``extract.fetched_bytes.<node id>``)."""
+        out = {f"extract.{key}": float(getattr(self, key)) for key in
+               ("manifest_utterances", "already_stored", "stored", "failed", "duplicates", "wall_seconds",
+                "utterances_per_second", "fetched_bytes")}
+        for node, counts in sorted(self.fetched.items()):
+            for key, value in counts.items():
+                out[f"extract.fetched_{key}.{node}"] = float(value)
+        return out
 
     def table(self):
         from rich.table import Table
@@ -74,6 +98,9 @@ class ExtractSummary:
             ("OOM retries", self.oom_retries),
             ("batch sizes (plan)", ", ".join(f"{m} {n}" for m, n in self.batch_plan.items())),
         ]
+        for node, counts in sorted(self.fetched.items()):
+            rows.append((f"fetched on node {node[:12]}", f"{counts['files']} files, {counts['bytes'] / 1e6:.1f} MB, "
+                                                         f"{counts['hits']} cache hits"))
         for name, value in rows:
             table.add_row(name, str(value))
         return table

@@ -7,7 +7,8 @@ the same store at once stores each utterance once, and its skipped rows count as
 One bad item never stops the run: an input that cannot be read gets a failure row per modality
 (``FeatureStore.append_failures``) and its utterance is not stored (the store holds only
 utterances with every requested modality); a later run retries it and replaces those rows.
-Which frames and which audio source each utterance used is its provenance.
+Which frames and which audio source each utterance used is its provenance. What each node
+fetched from object storage for its decode batches is summed per node into ``summary.fetched``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from dgnode.embedding.stages import FETCH_NODE_COLUMN
 from dgnode.embedding.summary import BatchReport, ExtractSummary
 from dgnode.features.store import KEY_COLUMNS, FeatureStore
 
@@ -106,6 +108,11 @@ class BatchWriter:
                     self.calls.add(str(call))
                     self.summary.peak_memory_bytes = max(self.summary.peak_memory_bytes, int(peak))
                     self.summary.oom_retries += int(retries)
+        if FETCH_NODE_COLUMN in batch and "fetched_bytes" in batch:
+            for node, files, size, hits in zip(batch[FETCH_NODE_COLUMN], batch["fetched_files"],
+                                               batch["fetched_bytes"], batch["fetch_hits"]):
+                if files or size or hits:
+                    self.summary.count_fetched(str(node), int(files), int(size), int(hits))
         if "audio_source" in batch:
             self.summary.audio_from_video += int(np.sum((np.asarray(batch["audio_source"]).astype(str) == "avi") & good))
 

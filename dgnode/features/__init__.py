@@ -1,7 +1,8 @@
 """The feature stage: Parquet feature stores, their conversations, imports and synthetic features.
 
 * :class:`FeatureStore` (:mod:`dgnode.features.store`): one row per utterance, one fixed-length
-  float32 column per modality (:data:`MODALITIES`), idempotent crash-safe appends;
+  float32 column per modality (:data:`MODALITIES`), idempotent crash-safe appends by any number
+  of writers, in a local folder or under an ``s3://`` prefix (parts: :mod:`dgnode.features.parts`);
 * :func:`load_conversations` (:mod:`dgnode.features.dataset`): a store as normalised
   conversations for the graph models, batched by :func:`collate`;
 * :func:`import_pickle` (:mod:`dgnode.features.pickles`): MMGCN/COSMIC pickles read with

@@ -23,7 +23,7 @@ class ImportOptions:
     Attributes:
         file: the .pkl file
         format: layout of the pickle
-        store: feature store directory (created if missing)
+        store: feature store directory or s3://bucket/prefix (created if missing)
         dataset: label names to use (default: inferred from the dialogue ids)
         text_from: COSMIC only: which RoBERTa vector becomes the text feature (mean = average of the four)
     """
@@ -41,7 +41,7 @@ class SynthOptions:
 
     Attributes:
         structure: structure JSON, e.g. dgnode/data/iemocap_structure.json
-        store: feature store directory (created if missing)
+        store: feature store directory or s3://bucket/prefix (created if missing)
         dims: feature width per modality, e.g. '{text: 64, vision: 16}'
         seed: random seed; a seed reproduces the store exactly
     """
@@ -65,7 +65,7 @@ class InfoOptions:
     """Rows, dialogues per split, dims, label counts, duplicate rows and fingerprint of a feature store.
 
     Attributes:
-        store: feature store directory
+        store: feature store directory or s3://bucket/prefix
     """
 
     store: str

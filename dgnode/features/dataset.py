@@ -38,6 +38,7 @@ import torch
 from dgnode.corpus.splits import SPLITS
 from dgnode.errors import InputError
 from dgnode.features.store import MODALITIES, FeatureStore
+from dgnode.storage import Location
 
 __all__ = [
     "Conversation", "ConversationBatch", "ConversationSet", "L2_FLOOR", "STD_FLOOR", "collate",
@@ -132,7 +133,7 @@ class ConversationSet:
 
 
 def load_conversations(
-    store: str | Path | FeatureStore,
+    store: "str | Path | Location | FeatureStore",
     modalities: list[str] | None = None,
     normalise: Normalisation = "standard",
     require_train: bool = True,

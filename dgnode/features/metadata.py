@@ -1,16 +1,22 @@
-"""What a feature store's rows were made by: ``metadata.json`` (:class:`StoreMetadata`) and the
+"""What a feature store's rows were made by: ``metadata.json`` (:class:`StoreMetadata`, read and
+written by :func:`read_metadata`/:func:`write_metadata` on a local or ``s3://`` store) and the
 names of the row columns every part holds."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import numbers
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from dgnode.corpus.manifest import KEY_COLUMNS
+from dgnode.errors import InputError
+from dgnode.storage import Location
 
-__all__ = ["IDENTITY_EXTRA_KEYS", "KEY_COLUMNS", "METADATA_FILE", "MODALITIES", "StoreMetadata"]
+__all__ = ["IDENTITY_EXTRA_KEYS", "KEY_COLUMNS", "METADATA_FILE", "MODALITIES", "StoreMetadata", "read_metadata",
+           "write_metadata"]
 
 MODALITIES = ("text", "audio", "vision")
 METADATA_FILE = "metadata.json"
@@ -77,3 +83,23 @@ class StoreMetadata:
             if self.extra.get(key) != other.extra.get(key):
                 problems.append(f"{key}: store has {self.extra.get(key)!r}, new rows have {other.extra.get(key)!r}")
         return problems
+
+
+def read_metadata(root: Location) -> StoreMetadata:
+    """The metadata of the store at ``root``; :class:`InputError` naming ``root`` when there is no
+    store there, naming the file when it cannot be read as store metadata."""
+    location = root / METADATA_FILE
+    try:
+        raw = location.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        raise InputError(f"not a feature store: {METADATA_FILE} is missing (a store is a folder with {METADATA_FILE} "
+                         "and part-*.parquet files, written by dgnode extract or dgnode features import|synth)",
+                         path=root.uri) from None
+    try:
+        return StoreMetadata(**json.loads(raw.decode("utf-8")))
+    except (json.JSONDecodeError, UnicodeDecodeError, TypeError, ValueError) as error:
+        raise InputError(f"unreadable store metadata ({error})", path=location.uri) from None
+
+
+def write_metadata(root: Location, metadata: StoreMetadata) -> None:
+    (root / METADATA_FILE).write_text(json.dumps(dataclasses.asdict(metadata), indent=2))

@@ -2,13 +2,17 @@
 
 Speakers come as letters (``"M"``/``"F"``) or one-hot vectors; IEMOCAP letters become the
 corpus-wide name ``Ses0N.<letter>``, one-hot vectors the index of their 1. Labels keep their
-index (``-1`` and ``None`` are unlabelled). A file without a validation split gets one from
-:func:`carve_validation`. Errors name the file and the dialogue at fault.
+index (``-1`` and ``None`` are unlabelled). A file without a validation split (MMGCN's) gets the
+dataset's standard validation dialogues where its training list holds them
+(:func:`~dgnode.features.pickle_formats.standard_valid_ids`: IEMOCAP's 12, MELD's dev set, which
+MMGCN's MELD file lists as training dialogues), else :func:`carve_validation`; which rule was used
+is :attr:`PickleDialogues.valid_rule`. Errors name the file and the dialogue at fault.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 from collections import Counter
 from dataclasses import dataclass
@@ -20,11 +24,12 @@ from tqdm import tqdm
 
 from dgnode.corpus.names import DIALOG_RE
 from dgnode.errors import InputError
-from dgnode.features.pickle_formats import PickleLayout, infer_dataset, label_names_for
+from dgnode.features.pickle_formats import PickleLayout, infer_dataset, label_names_for, standard_valid_ids
 
 __all__ = ["VALID_FRACTION", "PickleDialogue", "PickleDialogues", "carve_validation", "read_dialogues"]
 
 VALID_FRACTION = 0.1
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -46,7 +51,8 @@ class PickleDialogues:
     dataset: str
     dialogues: list[PickleDialogue]
     skipped: list[str]
-    carved_valid: list[str]
+    carved_valid: list[str]  # training dialogues the valid split was taken from (empty: the file's own)
+    valid_rule: str = "file"  # "file", "standard" (the dataset's dialogues) or "hash" (carve_validation)
 
 
 def carve_validation(train_ids: list[str], fraction: float = VALID_FRACTION) -> list[str]:
@@ -68,9 +74,16 @@ def read_dialogues(path: Path, layout: PickleLayout) -> PickleDialogues:
     num_classes = len(label_names_for(dataset))
     split_ids = dict(layout.split_ids)
     carved: list[str] = []
+    valid_rule = "file"
     if "valid" not in split_ids:
         by_name = {str(d): d for d in split_ids["train"]}
-        carved = carve_validation(list(by_name))
+        carved = sorted(d for d in standard_valid_ids(dataset) if d in by_name)
+        valid_rule = "standard" if carved else "hash"
+        if not carved:
+            carved = carve_validation(list(by_name))
+        _log.info("%s has no validation split: %d %s become valid", path.name, len(carved),
+                  f"standard {dataset} validation dialogues" if valid_rule == "standard"
+                  else "training dialogues carved by sha256")
         carved_set = set(carved)
         split_ids["valid"] = [by_name[d] for d in carved]
         split_ids["train"] = [d for d in split_ids["train"] if str(d) not in carved_set]
@@ -119,7 +132,7 @@ def read_dialogues(path: Path, layout: PickleLayout) -> PickleDialogues:
                 path=str(path),
             )
     _resolve_utt_ids(dialogues)
-    return PickleDialogues(dataset, dialogues, skipped, carved)
+    return PickleDialogues(dataset, dialogues, skipped, carved, valid_rule)
 
 
 def _speaker_name(value: Any, dialog_id: str, index: int, dataset: str, path: Path) -> str:

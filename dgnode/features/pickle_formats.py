@@ -6,7 +6,8 @@ Formats (``dialogue id -> per-utterance list`` dictionaries):
   videoAudio, videoVisual, videoSentence, trainVid, testVid`` (IEMOCAP dims: text 100,
   audio 1582, visual 342). MMGCN's MELD file has a 10th item, which MMGCN's loader ignores
   and so does this one. There is no validation split (see
-  :func:`dgnode.features.pickle_dialogues.carve_validation`).
+  :func:`dgnode.features.pickle_dialogues.read_dialogues`: the dataset's standard validation
+  dialogues, else a carve).
 * ``cosmic``: COSMIC's RoBERTa features ``speakers, labels, roberta1, roberta2, roberta3,
   roberta4, sentences, trainIds, testIds, validIds`` (1024-d, text only). The MELD file has
   ``speakers, emotion_labels, sentiment_labels, roberta1..4, sentences, trainIds, testIds,
@@ -40,6 +41,8 @@ __all__ = [
     "PickleLayout",
     "infer_dataset",
     "label_names_for",
+    "standard_valid_ids",
+    "structure_path",
     "unpack",
 ]
 
@@ -117,11 +120,23 @@ def _unpack_cosmic(path: Path, obj: tuple | list, dataset: str | None, text_from
                         None, split_ids)
 
 
-def label_names_for(dataset: str) -> list[str]:
-    """Class names of a dataset, from its structure file in ``dgnode/data``."""
+def structure_path(dataset: str) -> Path:
+    """The packaged structure file of a dataset (``dgnode/data/<dataset>_structure.json``)."""
     if dataset not in DATASETS:
         raise InputError(f"unknown dataset {dataset!r}; expected one of {list(DATASETS)}")
-    return list(json.loads((_DATA_DIR / f"{dataset}_structure.json").read_text(encoding="utf-8"))["labels"])
+    return _DATA_DIR / f"{dataset}_structure.json"
+
+
+def label_names_for(dataset: str) -> list[str]:
+    """Class names of a dataset, from its structure file in ``dgnode/data``."""
+    return list(json.loads(structure_path(dataset).read_text(encoding="utf-8"))["labels"])
+
+
+def standard_valid_ids(dataset: str) -> list[str]:
+    """The dataset's standard validation dialogues, as the pickles spell their ids: the ``valid``
+    split of its structure file (IEMOCAP's 12 training-session dialogues of the MERC literature,
+    MELD's 114 dev dialogues, numbered 1039-1152)."""
+    return [str(d) for d in json.loads(structure_path(dataset).read_text(encoding="utf-8"))["splits"]["valid"]]
 
 
 def infer_dataset(ids: list, path: Path) -> str:

@@ -42,6 +42,7 @@ class ImportReport:
     skipped_dialogues: list[str] = field(default_factory=list)
     carved_valid: list[str] = field(default_factory=list)
     label_counts: dict[str, int] = field(default_factory=dict)
+    valid_rule: str = "file"  # where valid came from: the file, the dataset's standard dialogues, a hash carve
 
     def table_rows(self) -> list[tuple[str, str]]:
         """``(what, value)`` lines for a summary table."""
@@ -52,10 +53,19 @@ class ImportReport:
             ("dims", ", ".join(f"{m} {d}" for m, d in self.dims.items())),
             *((split, f"{self.dialogues[split]} dialogues, {self.utterances[split]} utterances") for split in self.dialogues),
             ("rows written", f"{self.rows_written} (rows already stored are skipped)"),
-            ("valid carved from train", ", ".join(self.carved_valid) if self.carved_valid else "no (the file has a valid split)"),
+            ("valid split", self._valid_text()),
             ("skipped (in no split)", f"{len(skipped)}" + (f": {', '.join(skipped[:10])}" if skipped else "")),
             ("labels", ", ".join(f"{name} {count}" for name, count in self.label_counts.items())),
         ]
+
+
+    def _valid_text(self) -> str:
+        if self.valid_rule == "standard":
+            return (f"the standard {self.dataset} validation dialogues ({len(self.carved_valid)}, from "
+                    f"dgnode/data/{self.dataset}_structure.json), taken out of the file's train list")
+        if self.valid_rule == "hash":
+            return "carved from train by sha256: " + ", ".join(self.carved_valid)
+        return "the file's own"
 
 
 def import_pickle(
@@ -87,7 +97,12 @@ def import_pickle(
     dims = {m: int(dialogues[0].features[m].shape[1]) for m in modalities}
     label_names = label_names_for(dataset)
     preprocessing: dict[str, Any] = {"format": fmt, "dataset": dataset}
-    if carved:
+    if found.valid_rule == "standard":
+        preprocessing["valid_standard"] = {
+            "rule": f"the valid split of dgnode/data/{dataset}_structure.json, found in the file's training list",
+            "dialogues": carved,
+        }
+    elif carved:
         preprocessing["valid_carve"] = {
             "rule": "floor(0.1 * n_train + 0.5) training dialogues with the smallest sha256(dialog_id)",
             "dialogues": carved,
@@ -100,7 +115,7 @@ def import_pickle(
         label_names=label_names,
         source=f"{fmt}-pickle",
         preprocessing=preprocessing,
-        extra={"pickle": path.name, "pickle_sha256": _sha256(path)},
+        extra={"pickle": path.name, "pickle_sha256": _sha256(path), "dataset": dataset},
     )
     store = FeatureStore.create(store_path, metadata)
     frame = pd.DataFrame(
@@ -127,6 +142,7 @@ def import_pickle(
         rows_written=written,
         skipped_dialogues=skipped,
         carved_valid=carved,
+        valid_rule=found.valid_rule,
         label_counts={name: label_counts[name] for name in [*label_names, "unlabelled"] if label_counts[name]},
     )
 

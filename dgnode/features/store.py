@@ -1,6 +1,7 @@
 """The Parquet feature store: one row per utterance, one fixed-length float32 column per modality.
 
-Layout of a store directory::
+A store is a local folder or an ``s3://bucket/prefix`` (given as a path, a URI or a
+:class:`~dgnode.storage.Location`; everything below holds on both)::
 
     STORE/
       metadata.json                 model, checkpoint sha256, dims, label names, preprocessing
@@ -16,29 +17,51 @@ in ``metadata.dims``.
 
 What is guaranteed:
 
+* **Bad locations refused first.** Opening or creating a store checks the bucket of an
+  ``s3://`` store before anything else (unreachable endpoint, refused credentials, missing
+  bucket: one error naming the URI); :meth:`FeatureStore.open` of a location without
+  ``metadata.json`` is one :class:`~dgnode.errors.InputError` naming it.
 * **Checked on open.** Every part's schema and statistics are checked against
   ``metadata.json`` (:mod:`dgnode.features.validation`, footers only); a part that disagrees is
   one :class:`~dgnode.errors.InputError` naming it. Parts that appear later are checked when
   first read.
-* **Crash-safe.** A part is written under a hidden temporary name and renamed into place
-  (the commit), so a half-written file never counts as present; the temporaries of a writer
-  killed mid-write are removed by the next writer.
-* **Each utterance once, with any number of writers.** Every write happens under the store's
-  writer lock (:class:`~dgnode.features.lock.StoreLock`: an ``O_EXCL`` lock file with stale-lock
-  detection). Under it :meth:`FeatureStore.append` reads the ``utt_id`` of every part committed
-  since it last looked and drops rows already stored, so two extractions into one store at once
-  end with each utterance stored once, and a re-run stores nothing twice. This holds on file
-  systems where ``O_EXCL`` create and ``rename`` are atomic (local disks, NFSv3+); stores written
-  without the lock (older versions) may hold repeats: reading keeps the first row of an
-  ``utt_id`` in part-name order and reports the others (:attr:`StoredFeatures.duplicates`,
-  ``dgnode features info``) instead of hiding them.
+* **A part counts only when completely written.** Locally it is written under a hidden temporary
+  name and renamed into place (the commit); the temporaries of a writer killed mid-write are
+  removed by the next writer. On S3, where there is no rename, it is built in memory and stored
+  by one PUT of the whole object with its ``Content-MD5`` (:mod:`dgnode.features.parts`): the
+  server keeps all of it or nothing, a writer killed or failing mid-upload leaves no object, and
+  nothing is ever stored under a temporary name. (Not through pyarrow's S3 output stream: its
+  multipart upload becomes visible only when completed, but it is completed on close also after
+  the code writing into it failed, publishing half a part; both checked against SeaweedFS.) A
+  listing, so a reader, sees complete parts only.
+* **Each utterance once, with any number of writers on any hosts.** Every write happens under
+  the store's writer lock (:class:`~dgnode.features.lock.StoreLock`: created only if absent,
+  stale locks broken only if unchanged). Under it :meth:`FeatureStore.append` lists the parts,
+  reads the ``utt_id`` of every part committed since it last looked and drops rows already
+  stored, so two extractions into one store at once end with each utterance stored exactly once,
+  none lost, and a re-run stores nothing twice. Locally this holds where ``O_EXCL`` create and
+  ``rename`` are atomic (local disks, NFSv3+). On S3 it assumes (1) conditional requests: a PUT
+  with ``If-None-Match: *`` and a DELETE with ``If-Match`` (AWS S3 since 2024, SeaweedFS, MinIO;
+  a server that ignores them is detected when the lock is taken and refused), (2) strongly
+  consistent listings: an object whose PUT has returned is in every later listing (AWS S3 since
+  December 2020, SeaweedFS), and (3) a writer ends its commit within the lock's lease (600 s,
+  by the server's clock) of taking the lock: a lock of another host older than that is judged
+  left by a dead writer and broken. A writer that has held the lock past half the lease checks
+  that it is still its own before it commits and stops with one error if not, so only a commit
+  started before that mark and stalled past the lease (minutes in one PUT) could overlap
+  another's: rows stored twice, none lost (readers keep the first and report the repeats). A
+  writer that died holding the lock on another host delays the others by up to the lease.
+  Stores written without the lock (older versions) may hold repeats: reading keeps the first
+  row of an ``utt_id`` in part-name order and reports the others
+  (:attr:`StoredFeatures.duplicates`, ``dgnode features info``) instead of hiding them.
 * **Provenance with its rows.** :meth:`FeatureStore.append` given ``provenance`` writes it, under
-  the same lock and part name, *before* the rows part whose rename commits both: a stored row
+  the same lock and part name, *before* the rows part whose write commits both: a stored row
   always has its provenance, whatever stopped the writer (an attempt that did not commit may
   leave provenance of rows a later run stores again: readers take the last).
-* **One line when the disk fails.** A write refused by the file system (full, read-only, no
-  permission) is one :class:`~dgnode.errors.EnvironmentFault` naming the store; every part
-  committed before it is kept, and re-running the same command resumes.
+* **One line when storage fails.** A write refused by the file system (full, read-only, no
+  permission) is one :class:`~dgnode.errors.EnvironmentFault` naming the store, an S3 request
+  that fails one error naming the object; every part committed before it is kept, and
+  re-running the same command resumes.
 """
 
 from __future__ import annotations
@@ -48,8 +71,6 @@ import dataclasses
 import errno
 import hashlib
 import json
-import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -57,14 +78,15 @@ from typing import Iterable, Iterator
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from dgnode.atomic import atomic_write, write_text
-from dgnode.corpus.splits import SPLITS
 from dgnode.errors import EnvironmentFault, InputError
 from dgnode.features.lock import StoreLock
-from dgnode.features.metadata import IDENTITY_EXTRA_KEYS, KEY_COLUMNS, METADATA_FILE, MODALITIES, StoreMetadata
-from dgnode.features.validation import check_part, row_schema
+from dgnode.features.metadata import (
+    IDENTITY_EXTRA_KEYS, KEY_COLUMNS, METADATA_FILE, MODALITIES, StoreMetadata, read_metadata, write_metadata,
+)
+from dgnode.features.parts import PART_PATTERN, map_parts, part_name, part_rows, read_part, write_part
+from dgnode.features.validation import check_part, row_schema, rows_table
+from dgnode.storage import Location, resolve
 
 __all__ = [
     "FAILURE_COLUMNS", "FAILURES_DIR", "IDENTITY_EXTRA_KEYS", "KEY_COLUMNS", "METADATA_FILE", "MODALITIES",
@@ -94,10 +116,11 @@ class StoredFeatures:
 
 
 class FeatureStore:
-    """A directory of Parquet parts plus ``metadata.json``; see the module docstring."""
+    """A folder (or ``s3://`` prefix) of Parquet parts plus ``metadata.json``; see the module
+    docstring. ``root`` is the store's :class:`~dgnode.storage.Location`."""
 
-    def __init__(self, root: str | Path, metadata: StoreMetadata) -> None:
-        self.root = Path(root)
+    def __init__(self, root: str | Path | Location, metadata: StoreMetadata) -> None:
+        self.root = resolve(root)
         self.metadata = metadata
         self._lock = StoreLock(self.root)
         self._checked: set[str] = set()  # part names checked against the metadata
@@ -107,22 +130,23 @@ class FeatureStore:
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
-    def create(cls, root: str | Path, metadata: StoreMetadata) -> "FeatureStore":
+    def create(cls, root: str | Path | Location, metadata: StoreMetadata) -> "FeatureStore":
         """Open ``root`` for writing, creating it; an existing store must have compatible metadata."""
-        root = Path(root)
-        if root.exists() and not root.is_dir():
+        root = resolve(root)
+        root.check_bucket()
+        if root.is_file():
             raise InputError("not a folder: a feature store is a folder; give a new or existing store folder",
                              path=str(root))
         if not (root / METADATA_FILE).exists():
             store = cls(root, metadata)
             try:
-                root.mkdir(parents=True, exist_ok=True)
+                root.mkdir()
             except OSError as error:
                 raise _write_fault(root, "the store folder", error) from None
             # Under the lock: two writers creating one store agree on one metadata.json.
             with store.writing(METADATA_FILE):
                 if not (root / METADATA_FILE).exists():
-                    write_text(root / METADATA_FILE, json.dumps(dataclasses.asdict(metadata), indent=2))
+                    write_metadata(root, metadata)
                     return store
         store = cls.open(root)
         problems = store.metadata.compatible_with(metadata)
@@ -135,27 +159,22 @@ class FeatureStore:
         return store
 
     @classmethod
-    def open(cls, root: str | Path) -> "FeatureStore":
+    def open(cls, root: str | Path | Location) -> "FeatureStore":
         """The store at ``root``, every part checked against its ``metadata.json``."""
-        root = Path(root)
-        path = root / METADATA_FILE
-        if not path.exists():
-            raise InputError(f"not a feature store: {METADATA_FILE} is missing", path=str(root))
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-            metadata = StoreMetadata(**raw)
-        except (json.JSONDecodeError, UnicodeDecodeError, TypeError, ValueError) as error:
-            raise InputError(f"unreadable store metadata ({error})", path=str(path)) from None
-        store = cls(root, metadata)
+        root = resolve(root)
+        root.check_bucket()
+        store = cls(root, read_metadata(root))
         store.check()
         return store
 
     def check(self) -> None:
         """Check the parts not yet checked against the metadata (see :mod:`dgnode.features.validation`)."""
-        for part in self.part_paths():
-            if part.name not in self._checked:
-                check_part(part, self.metadata)
-                self._checked.add(part.name)
+        self._check_new(self.part_paths())
+
+    def _check_new(self, parts: list[Location]) -> None:
+        new = [part for part in parts if part.name not in self._checked]
+        map_parts(lambda part: check_part(part, self.metadata), new)
+        self._checked.update(part.name for part in new)
 
     @property
     def schema(self) -> pa.Schema:
@@ -178,15 +197,16 @@ class FeatureStore:
 
     def _sweep_temporaries(self) -> None:
         """Remove the temporaries of writers killed mid-write: every write holds the lock, so
-        under it no temporary belongs to a live writer."""
-        for folder in (self.root, self.root / PROVENANCE_DIR, self.root / FAILURES_DIR):
-            for temporary in folder.glob(".*.tmp"):
-                temporary.unlink(missing_ok=True)
+        under it no temporary belongs to a live writer. S3 writes use none."""
+        if not self.root.is_remote:
+            for folder in (self.root, self.root / PROVENANCE_DIR, self.root / FAILURES_DIR):
+                for temporary in folder.children(".*.tmp"):
+                    temporary.delete()
         self._swept = True
 
-    def part_paths(self) -> list[Path]:
-        """Complete parts only: temporary files are hidden (leading dot) and never listed."""
-        return sorted(p for p in self.root.glob("part-*.parquet") if p.is_file())
+    def part_paths(self) -> list[Location]:
+        """The row parts, sorted by name: complete parts only (temporary files are hidden, leading dot)."""
+        return self.root.children(PART_PATTERN)
 
     def stored_utt_ids(self) -> set[str]:
         """The ``utt_id`` of every stored row (a copy)."""
@@ -194,7 +214,7 @@ class FeatureStore:
 
     def __len__(self) -> int:
         """Stored rows, repeats of an ``utt_id`` included (see :attr:`StoredFeatures.duplicates`)."""
-        return sum(pq.ParquetFile(p).metadata.num_rows for p in self.part_paths())
+        return sum(map_parts(part_rows, self.part_paths()))
 
     def append(self, rows: pd.DataFrame | pa.Table, skip_ids: set[str] | None = None,
                provenance: pa.Table | pd.DataFrame | None = None) -> int:
@@ -206,18 +226,19 @@ class FeatureStore:
         found stored and wrote. ``provenance`` (rows with ``utt_id``) is committed with the rows:
         see the module docstring.
         """
-        table = self._to_table(rows)
+        table = rows_table(rows, self.metadata, self.root)
         ids = table.column("utt_id").to_pylist()
         if len(set(ids)) != len(ids):
             seen: set[str] = set()
             dupes = sorted({i for i in ids if i in seen or seen.add(i)})
             raise InputError(f"rows to store repeat utt_id(s) {dupes[:5]}", path=str(self.root))
-        name = _part_name()
+        name = part_name()
         with self.writing(name):
             known = self._refresh_ids()
             if skip_ids is not None:
                 skip_ids.update(known)
             keep = [i for i, utt in enumerate(ids) if utt not in known and (skip_ids is None or utt not in skip_ids)]
+            self._lock.check_held()
             if provenance is not None:
                 self.append_provenance(provenance, name=name)
             if not keep:
@@ -235,37 +256,12 @@ class FeatureStore:
 
     def _refresh_ids(self) -> set[str]:
         """Add the ids of parts committed since the last look (by any writer) to the index."""
-        for part in self.part_paths():
-            if part.name not in self._indexed:
-                if part.name not in self._checked:
-                    check_part(part, self.metadata)
-                    self._checked.add(part.name)
-                self._ids.update(pq.read_table(part, columns=["utt_id"]).column("utt_id").to_pylist())
-                self._indexed.add(part.name)
+        new = [part for part in self.part_paths() if part.name not in self._indexed]
+        self._check_new(new)
+        for part, table in zip(new, map_parts(lambda part: read_part(part, ["utt_id"]), new)):
+            self._ids.update(table.column("utt_id").to_pylist())
+            self._indexed.add(part.name)
         return self._ids
-
-    def _to_table(self, rows: pd.DataFrame | pa.Table) -> pa.Table:
-        frame = rows.to_pandas() if isinstance(rows, pa.Table) else rows
-        missing = [c for c in (*KEY_COLUMNS, *self.metadata.modalities) if c not in frame.columns]
-        if missing:
-            raise InputError(f"rows to store lack column(s) {missing}", path=str(self.root))
-        bad_splits = sorted(set(frame["split"]) - set(SPLITS))
-        if bad_splits:
-            raise InputError(f"unknown split value(s) {bad_splits}; expected {list(SPLITS)}", path=str(self.root))
-        arrays = [
-            pa.array(frame["dialog_id"].astype(str).tolist(), pa.string()),
-            pa.array(frame["utt_id"].astype(str).tolist(), pa.string()),
-            pa.array(frame["order"].astype("int64").tolist(), pa.int32()),
-            pa.array(frame["speaker"].astype(str).tolist(), pa.string()),
-            pa.array([None if pd.isna(v) else int(v) for v in frame["label"]], pa.int32()),
-            pa.array(frame["split"].astype(str).tolist(), pa.string()),
-        ]
-        for modality in self.metadata.modalities:
-            dim = int(self.metadata.dims[modality])
-            matrix = _as_matrix(frame[modality], modality, dim, self.root)
-            flat = pa.array(matrix.reshape(-1), pa.float32())
-            arrays.append(pa.FixedSizeListArray.from_arrays(flat, dim))
-        return pa.Table.from_arrays(arrays, schema=self.schema)
 
     # -- reading ---------------------------------------------------------------------------
     def load(self, modalities: Iterable[str] | None = None) -> StoredFeatures:
@@ -277,11 +273,11 @@ class FeatureStore:
                 f"modalities {absent} are not in this store (it has {self.metadata.modalities})",
                 path=str(self.root),
             )
-        self.check()
-        parts = [p for p in self.part_paths() if p.name in self._checked]
+        parts = self.part_paths()
+        self._check_new(parts)
         if not parts:
             raise InputError("feature store holds no rows", path=str(self.root))
-        table = pa.concat_tables([pq.read_table(p, columns=[*KEY_COLUMNS, *wanted]) for p in parts])
+        table = pa.concat_tables(map_parts(lambda part: read_part(part, [*KEY_COLUMNS, *wanted]), parts))
         frame = table.select(list(KEY_COLUMNS)).to_pandas()
         frame["label"] = frame["label"].astype("Int32")
         rows = len(frame)
@@ -298,8 +294,9 @@ class FeatureStore:
     def fingerprint(self) -> str:
         """Hash of the metadata and the parts' names and sizes: changes when the content does."""
         digest = hashlib.sha256(json.dumps(dataclasses.asdict(self.metadata), sort_keys=True).encode())
-        for part in self.part_paths():
-            digest.update(f"{part.name}:{part.stat().st_size}".encode())
+        parts = self.part_paths()
+        for part, size in zip(parts, map_parts(Location.size, parts)):
+            digest.update(f"{part.name}:{size}".encode())
         return digest.hexdigest()[:16]
 
     # -- provenance ------------------------------------------------------------------------
@@ -312,17 +309,17 @@ class FeatureStore:
             raise ValueError("provenance rows lack column utt_id")
         if not table.num_rows:
             return 0
-        name = name or _part_name()
+        name = name or part_name()
         with self.writing(f"{PROVENANCE_DIR}/{name}"):
             _atomic_write_parquet(table, self.root / PROVENANCE_DIR / name)
         return table.num_rows
 
     def read_provenance(self) -> pd.DataFrame:
         """Every provenance row (one per processed utterance and run, oldest part first)."""
-        parts = sorted((self.root / PROVENANCE_DIR).glob("part-*.parquet"))
-        if not parts:
+        tables = _read_all((self.root / PROVENANCE_DIR).children(PART_PATTERN))
+        if not tables:
             return pd.DataFrame(columns=["utt_id"])
-        return pd.concat([pq.read_table(p).to_pandas() for p in parts], ignore_index=True)
+        return pd.concat([t.to_pandas() for t in tables], ignore_index=True)
 
     # -- failures --------------------------------------------------------------------------
     def append_failures(self, failures: pd.DataFrame) -> int:
@@ -333,36 +330,45 @@ class FeatureStore:
         if missing:
             raise ValueError(f"failure rows lack column(s) {missing}")
         table = pa.Table.from_pandas(failures[list(FAILURE_COLUMNS)].astype(str), preserve_index=False)
-        name = _part_name()
+        name = part_name()
         with self.writing(f"{FAILURES_DIR}/{name}"):
             _atomic_write_parquet(table, self.root / FAILURES_DIR / name)
         return len(failures)
 
     def load_failures(self) -> pd.DataFrame:
-        parts = sorted((self.root / FAILURES_DIR).glob("part-*.parquet"))
-        if not parts:
+        tables = _read_all((self.root / FAILURES_DIR).children(PART_PATTERN))
+        if not tables:
             return pd.DataFrame(columns=list(FAILURE_COLUMNS))
-        return pd.concat([pq.read_table(p).to_pandas() for p in parts], ignore_index=True)
+        return pd.concat([t.to_pandas() for t in tables], ignore_index=True)
 
     def clear_failures(self, utt_ids: set[str]) -> None:
         """Forget earlier failures of utterances that have now been stored (a retry succeeded)."""
         with self.writing(FAILURES_DIR):
-            for part in sorted((self.root / FAILURES_DIR).glob("part-*.parquet")):
-                frame = pq.read_table(part).to_pandas()
+            parts = (self.root / FAILURES_DIR).children(PART_PATTERN)
+            for part, table in zip(parts, map_parts(read_part, parts)):
+                frame = table.to_pandas()
                 kept = frame[~frame["utt_id"].isin(utt_ids)]
                 if len(kept) == len(frame):
                     continue
                 if kept.empty:
-                    part.unlink()
+                    part.delete()
                 else:
                     _atomic_write_parquet(pa.Table.from_pandas(kept, preserve_index=False), part)
 
 
-def _part_name() -> str:
-    return f"part-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:12]}.parquet"
+def _read_all(parts: list[Location]) -> list[pa.Table]:
+    """Whole parts that are still there (failure parts are rewritten or removed by a writer
+    clearing retried failures while a reader lists them)."""
+    def read(part: Location) -> pa.Table | None:
+        try:
+            return read_part(part)
+        except FileNotFoundError:
+            return None
+
+    return [table for table in map_parts(read, parts) if table is not None]
 
 
-def _write_fault(root: Path, what: str, error: OSError) -> EnvironmentFault:
+def _write_fault(root: Location, what: str, error: OSError) -> EnvironmentFault:
     advice = _ADVICE.get(error.errno, "check the file system")
     return EnvironmentFault(
         f"cannot write {what} ({error.strerror or error}): {advice}, then run the same command again; "
@@ -371,22 +377,5 @@ def _write_fault(root: Path, what: str, error: OSError) -> EnvironmentFault:
     )
 
 
-def _as_matrix(column: pd.Series, modality: str, dim: int, root: Path) -> np.ndarray:
-    values = column.to_numpy()
-    if values.dtype == object:
-        try:
-            matrix = np.stack([np.asarray(v, dtype=np.float32).reshape(-1) for v in values])
-        except ValueError:
-            lengths = sorted({len(np.asarray(v).reshape(-1)) for v in values})
-            raise InputError(f"{modality} vectors have lengths {lengths}, expected {dim}", path=str(root)) from None
-    else:
-        matrix = np.asarray(values, dtype=np.float32).reshape(len(values), -1)
-    if matrix.shape[1] != dim:
-        raise InputError(f"{modality} vectors have length {matrix.shape[1]}, expected {dim}", path=str(root))
-    if not np.isfinite(matrix).all():
-        raise InputError(f"{modality} vectors contain NaN or infinite values", path=str(root))
-    return matrix.astype(np.float32, copy=False)
-
-
-def _atomic_write_parquet(table: pa.Table, path: Path) -> None:
-    atomic_write(path, lambda temporary: pq.write_table(table, temporary))
+def _atomic_write_parquet(table: pa.Table, location: Location) -> None:
+    write_part(table, location)

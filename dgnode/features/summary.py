@@ -8,6 +8,7 @@ from pathlib import Path
 
 from dgnode.corpus.splits import SPLITS
 from dgnode.features.store import FeatureStore
+from dgnode.storage import Location
 
 __all__ = ["StoreSummary", "describe_store"]
 
@@ -46,7 +47,7 @@ class StoreSummary:
         ]
 
 
-def describe_store(store: str | Path | FeatureStore) -> StoreSummary:
+def describe_store(store: "str | Path | Location | FeatureStore") -> StoreSummary:
     """Count a store's contents from its key columns (vectors are not read)."""
     if not isinstance(store, FeatureStore):
         store = FeatureStore.open(store)

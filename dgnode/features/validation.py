@@ -1,4 +1,5 @@
-"""A feature store's parts checked against its ``metadata.json``, from Parquet footers only.
+"""A feature store's parts checked against its ``metadata.json``, from Parquet footers only, and
+rows shaped into the schema a part holds (:func:`rows_table`).
 
 Each part must have the row schema of :func:`row_schema`: the key columns with their types, and
 one ``fixed_size_list<float32, dims[m]>`` column per modality ``m`` of ``metadata.dims`` (no
@@ -14,16 +15,17 @@ be read as twice as many half-vectors.
 
 from __future__ import annotations
 
-from pathlib import Path
-
+import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dgnode.corpus.splits import SPLITS
 from dgnode.errors import InputError
-from dgnode.features.metadata import METADATA_FILE, MODALITIES, StoreMetadata
+from dgnode.features.metadata import KEY_COLUMNS, METADATA_FILE, MODALITIES, StoreMetadata
+from dgnode.storage import Location
 
-__all__ = ["KEY_TYPES", "check_part", "row_schema"]
+__all__ = ["KEY_TYPES", "check_part", "row_schema", "rows_table"]
 
 KEY_TYPES = {
     "dialog_id": pa.string(),
@@ -44,10 +46,12 @@ def row_schema(metadata: StoreMetadata) -> pa.Schema:
     return pa.schema(fields)
 
 
-def check_part(path: Path, metadata: StoreMetadata) -> None:
-    """Raise :class:`InputError` naming ``path`` when the part disagrees with ``metadata``."""
+def check_part(path: Location, metadata: StoreMetadata) -> None:
+    """Raise :class:`InputError` naming ``path`` when the part disagrees with ``metadata``.
+    A failing S3 request is one error naming the part (:mod:`dgnode.storage`), not an unreadable part."""
     try:
-        footer = pq.read_metadata(path)
+        with path.open_input() as handle:
+            footer = pq.read_metadata(handle)
         schema = footer.schema.to_arrow_schema()
     except (OSError, pa.ArrowException) as error:
         raise InputError(f"unreadable part ({' '.join(str(error).split())}); move it out of the store "
@@ -95,7 +99,7 @@ def _describe(kind: pa.DataType) -> str:
     return str(kind)
 
 
-def _statistics_problems(path: Path, footer: pq.FileMetaData, metadata: StoreMetadata) -> list[str]:
+def _statistics_problems(path: Location, footer: pq.FileMetaData, metadata: StoreMetadata) -> list[str]:
     columns = {footer.schema.column(i).path: i for i in range(footer.num_columns)}
     classes = len(metadata.label_names)
     problems: list[str] = []
@@ -120,8 +124,54 @@ def _statistics_problems(path: Path, footer: pq.FileMetaData, metadata: StoreMet
             elif name == "split" and not {stats.min, stats.max} <= set(SPLITS):
                 problems.append(f"split values {sorted({stats.min, stats.max} - set(SPLITS))}, expected {list(SPLITS)}")
     if label_without_statistics and not problems:
-        labels = pq.read_table(path, columns=["label"]).column("label").drop_null().to_pylist()
+        with path.open_input() as handle:
+            labels = pq.read_table(handle, columns=["label"]).column("label").drop_null().to_pylist()
         bad = sorted({v for v in labels if not 0 <= v < classes})
         if bad:
             problems.append(f"labels {bad[:5]}, expected 0..{classes - 1} ({classes} label_names) or null")
     return sorted(set(problems), key=problems.index)
+
+
+def rows_table(rows: pd.DataFrame | pa.Table, metadata: StoreMetadata, where: Location) -> pa.Table:
+    """``rows`` (key columns and one column per modality, each a sequence of ``dims[m]`` finite
+    floats: lists, numpy rows or a 2-D array column) as a table of :func:`row_schema`;
+    :class:`InputError` naming the store ``where`` for a missing column, an unknown split or a
+    vector of the wrong length."""
+    frame = rows.to_pandas() if isinstance(rows, pa.Table) else rows
+    missing = [c for c in (*KEY_COLUMNS, *metadata.modalities) if c not in frame.columns]
+    if missing:
+        raise InputError(f"rows to store lack column(s) {missing}", path=str(where))
+    bad_splits = sorted(set(frame["split"]) - set(SPLITS))
+    if bad_splits:
+        raise InputError(f"unknown split value(s) {bad_splits}; expected {list(SPLITS)}", path=str(where))
+    arrays = [
+        pa.array(frame["dialog_id"].astype(str).tolist(), pa.string()),
+        pa.array(frame["utt_id"].astype(str).tolist(), pa.string()),
+        pa.array(frame["order"].astype("int64").tolist(), pa.int32()),
+        pa.array(frame["speaker"].astype(str).tolist(), pa.string()),
+        pa.array([None if pd.isna(v) else int(v) for v in frame["label"]], pa.int32()),
+        pa.array(frame["split"].astype(str).tolist(), pa.string()),
+    ]
+    for modality in metadata.modalities:
+        dim = int(metadata.dims[modality])
+        matrix = _as_matrix(frame[modality], modality, dim, where)
+        flat = pa.array(matrix.reshape(-1), pa.float32())
+        arrays.append(pa.FixedSizeListArray.from_arrays(flat, dim))
+    return pa.Table.from_arrays(arrays, schema=row_schema(metadata))
+
+
+def _as_matrix(column: pd.Series, modality: str, dim: int, where: Location) -> np.ndarray:
+    values = column.to_numpy()
+    if values.dtype == object:
+        try:
+            matrix = np.stack([np.asarray(v, dtype=np.float32).reshape(-1) for v in values])
+        except ValueError:
+            lengths = sorted({len(np.asarray(v).reshape(-1)) for v in values})
+            raise InputError(f"{modality} vectors have lengths {lengths}, expected {dim}", path=str(where)) from None
+    else:
+        matrix = np.asarray(values, dtype=np.float32).reshape(len(values), -1)
+    if matrix.shape[1] != dim:
+        raise InputError(f"{modality} vectors have length {matrix.shape[1]}, expected {dim}", path=str(where))
+    if not np.isfinite(matrix).all():
+        raise InputError(f"{modality} vectors contain NaN or infinite values", path=str(where))
+    return matrix.astype(np.float32, copy=False)

@@ -1,8 +1,9 @@
 """Utterance audio -> ImageBind's audio input ``(clips, 1, mel_bins, target_length)``.
 
-Reading: the utterance wav (soundfile); when it is missing or unreadable, the segment
-``[start_s, end_s]`` of the dialogue AVI's audio track (decord's ``AudioReader``, mixed to mono).
-Either is resampled to 16 kHz with soxr.
+Reading: the utterance wav (soundfile); when it is missing or unreadable (or the manifest has
+none, as MELD's), the segment ``[start_s, end_s]`` of the video's audio track (the dialogue AVI,
+or MELD's per-utterance MP4), decoded by PyAV over the span only and mixed to mono. Either is
+resampled to 16 kHz with soxr.
 
 Features: ImageBind computes a Kaldi-compatible log-mel filterbank through torchaudio
 (``torchaudio.compliance.kaldi.fbank``). torchaudio is not usable here (built against another
@@ -37,6 +38,7 @@ import torch
 
 from dgnode.media.clips import clip_timepoints
 from dgnode.media.config import AudioConfig
+from dgnode.media.fetch import MediaCache
 
 __all__ = [
     "AudioSegment", "FLOAT32_EPS", "kaldi_fbank", "kaldi_window", "load_utterance_audio",
@@ -52,7 +54,7 @@ class AudioSegment:
 
     waveform: np.ndarray  # (n,) float32 in [-1, 1]
     sample_rate: int
-    source: str  # "wav" or "avi"
+    source: str  # "wav", or "avi": the audio track of the video file (an AVI, or MELD's MP4 clip)
     notes: list[str] = field(default_factory=list)  # why the wav was not used, when it was not
 
 
@@ -191,40 +193,72 @@ def read_wav(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
 
 
 def read_video_audio(path: str | Path, start_s: float, end_s: float, sample_rate: int = 16000) -> np.ndarray:
-    """The AVI's audio track in ``[start_s, end_s)``, mixed to mono (channel mean for stereo) and
-    resampled to ``sample_rate``.
+    """The video's audio track in ``[start_s, end_s)``, mixed to mono (channel mean) and resampled
+    to ``sample_rate``.
 
-    decord decodes the whole track when the reader opens (a dialogue is minutes long: tens of MB),
-    which is acceptable for a fallback path.
+    Only the span is decoded (PyAV: a seek to the last packet at or before ``start_s`` less a
+    quarter second of pre-roll, then frames until ``end_s``, cut to the exact samples by their
+    timestamps), so memory follows the span and not the file: a dialogue AVI lasts minutes, and
+    some MELD clips are cut minutes too long.
     """
-    import decord
-
-    native_rate, channels = _audio_stream_format(path)
-    reader = decord.AudioReader(str(path), ctx=decord.cpu(0), sample_rate=-1, mono=True)
-    total = int(reader.shape[1])
-    first = max(0, int(round(start_s * native_rate)))
-    last = min(total, int(round(end_s * native_rate)))
-    if last <= first:
-        raise ValueError(
-            f"audio track has {total / native_rate:.3f} s; segment [{start_s:.3f}, {end_s:.3f}] s is outside it"
-        )
-    samples = reader[first:last].asnumpy()[0]
-    if channels == 2:
-        # decord (libswresample) downmixes stereo as (L + R) / sqrt(2); the channel mean keeps
-        # the level of one microphone, like the utterance wav.
-        samples = samples / np.sqrt(2.0)
-    return resample(samples, native_rate, sample_rate)
-
-
-def _audio_stream_format(path: str | Path) -> tuple[int, int]:
-    """(sample rate, channels) of the first audio stream, read from the container header."""
     import av
 
     with av.open(str(path)) as container:
         if not container.streams.audio:
             raise ValueError("the video has no audio track")
         stream = container.streams.audio[0]
-        return int(stream.sample_rate), int(stream.codec_context.channels)
+        rate = int(stream.sample_rate or stream.codec_context.sample_rate)
+        first, last = max(0, int(round(start_s * rate))), int(round(end_s * rate))
+        if start_s > _SEEK_PREROLL_S and stream.time_base:
+            container.seek(int((start_s - _SEEK_PREROLL_S) / stream.time_base), stream=stream, backward=True)
+        pieces, reached = _decode_span(container, stream, rate, first, last)
+        if pieces is None:  # the seek went past the start (some demuxers): read from the beginning
+            container.seek(0, stream=stream, backward=True)
+            pieces, reached = _decode_span(container, stream, rate, first, last)
+    if not pieces:
+        raise ValueError(f"audio track has {reached / rate:.3f} s; segment [{start_s:.3f}, {end_s:.3f}] s is outside it")
+    return resample(np.concatenate(pieces), rate, sample_rate)
+
+
+def _decode_span(container, stream, rate: int, first: int, last: int) -> tuple[list[np.ndarray] | None, int]:
+    """Mono float32 pieces of samples ``[first, last)`` (``None`` when decoding started after
+    ``first``) and the sample index reached."""
+    pieces: list[np.ndarray] = []
+    position = None
+    for frame in container.decode(stream):
+        begin = int(round(frame.pts * frame.time_base * rate)) if frame.pts is not None else position
+        if begin is None:
+            begin = 0
+        if position is None and begin > first:
+            return None, begin
+        mono = _mono(frame)
+        position = begin + len(mono)
+        if position <= first:
+            continue
+        if begin >= last:
+            break
+        pieces.append(mono[max(first - begin, 0) : min(last - begin, len(mono))])
+    return pieces, position or 0
+
+
+# Decoding starts this long before the span: a transform codec (AAC) rebuilds a frame's first
+# samples from the frame before (overlap-add), so the first frame after a seek is wrong.
+_SEEK_PREROLL_S = 0.25
+_SCALE = {"s16": 32768.0, "s16p": 32768.0, "s32": 2.0**31, "s32p": 2.0**31, "u8": 128.0, "u8p": 128.0}
+
+
+def _mono(frame) -> np.ndarray:
+    """A decoded audio frame as mono float32 in [-1, 1]: the mean of its channels."""
+    data = frame.to_ndarray()
+    channels = len(frame.layout.channels)
+    name = frame.format.name
+    if not frame.format.is_planar:
+        data = data.reshape(-1, channels).T  # packed: L R L R ...
+    data = data.astype(np.float64)
+    if name.startswith("u8"):
+        data -= 128.0
+    data /= _SCALE.get(name, 1.0)
+    return data.mean(axis=0).astype(np.float32)
 
 
 def load_utterance_audio(
@@ -233,26 +267,35 @@ def load_utterance_audio(
     start_s: float,
     end_s: float,
     sample_rate: int = 16000,
+    cache: MediaCache | None = None,
 ) -> AudioSegment:
-    """The utterance's waveform: its wav, else the dialogue video's audio for ``[start_s, end_s]``.
+    """The utterance's waveform: its wav, else the video's audio for ``[start_s, end_s]``.
 
-    Raises ``ValueError`` naming both sources when neither can be read.
+    Paths are local or ``s3://`` (fetched through ``cache``, default: the node's). Only a wav
+    that does not exist falls back to the video; a wav that exists but cannot be fetched (a
+    network error) raises, so that a retry later reads the wav rather than storing the video's
+    audio for good. Without a wav path (MELD: the clip's track is the utterance's audio) the
+    video is the source and no note says why; its ``source`` is ``avi`` as for every audio read
+    from a video file. Raises ``ValueError`` naming both sources when neither can be read.
     """
+    cache = cache or MediaCache()
     notes: list[str] = []
     if wav_path:
-        if Path(wav_path).is_file():
-            try:
-                return AudioSegment(read_wav(wav_path, sample_rate), sample_rate, "wav")
-            except Exception as error:  # noqa: BLE001 - any decoder error means: try the video
-                notes.append(f"{wav_path}: unreadable wav ({type(error).__name__}: {error})")
-        else:
+        try:
+            with cache.local(wav_path) as local:
+                try:
+                    return AudioSegment(read_wav(local, sample_rate), sample_rate, "wav")
+                except Exception as error:  # noqa: BLE001 - any decoder error means: try the video
+                    notes.append(f"{wav_path}: unreadable wav ({type(error).__name__}: {error})")
+        except FileNotFoundError:
             notes.append(f"{wav_path}: wav file missing")
-    else:
+    elif not video_path:
         notes.append("no wav path in the manifest")
     if not video_path:
         raise ValueError("; ".join(notes + ["no video to fall back to"]))
     try:
-        waveform = read_video_audio(video_path, start_s, end_s, sample_rate)
+        with cache.local(video_path) as local:
+            waveform = read_video_audio(local, start_s, end_s, sample_rate)
     except Exception as error:  # noqa: BLE001
         notes.append(f"{video_path}: audio fallback failed ({type(error).__name__}: {_first_line(error)})")
         raise ValueError("; ".join(notes)) from None

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["AudioConfig", "CLIP_MEAN", "CLIP_STD", "MediaConfig", "TextConfig", "VideoConfig"]
+__all__ = ["AudioConfig", "CLIP_MEAN", "CLIP_STD", "MediaCacheConfig", "MediaConfig", "TextConfig", "VideoConfig"]
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -80,3 +80,26 @@ class MediaConfig:
     video: VideoConfig = field(default_factory=VideoConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
     text: TextConfig = field(default_factory=TextConfig)
+
+
+@dataclass
+class MediaCacheConfig:
+    """Where a node keeps the media it fetches from object storage (``s3://`` paths in the
+    manifest; local paths are read where they are). One cache per node, shared by every decode
+    task on it: see :mod:`dgnode.media.fetch`. Not preprocessing: not recorded in a store.
+
+    Attributes:
+        dir: cache folder on each node's local disk (default: dgnode-media-<uid> in the system temp folder)
+        max_gb: evict the least recently used media above this size; make it at least (decode tasks per node + 1) x the largest dialogue video
+    """
+
+    dir: str | None = None
+    max_gb: float = 20.0
+
+    def __post_init__(self) -> None:
+        if not self.max_gb > 0:
+            raise ValueError(f"max_gb must be positive, got {self.max_gb}")
+
+    @property
+    def max_bytes(self) -> int:
+        return int(self.max_gb * 1e9)

@@ -24,11 +24,23 @@ frames_clamped      (n, 5) bool                          clip had no frame in it
 audio_source        (n,) str                             "wav", "avi" (fallback) or ""
 audio_notes         (n,) str                             why the wav was not used
 seconds_<modality>  (n,) float64                         CPU time spent on the row
+fetched_files       (n,) int64                           objects this batch downloaded into
+fetched_bytes       (n,) int64                           the node's media cache, their bytes,
+fetch_hits          (n,) int64                           and uses served from the cache: the
+                                                         batch's counts on its first row, 0 on
+                                                         the others (sums stay right when Ray
+                                                         splits or merges blocks); only with
+                                                         audio or vision
 ==================  ===================================  =====================================
+
+Media paths are local or ``s3://`` URIs; the latter are read through the node's
+:class:`~dgnode.media.fetch.MediaCache` (each object downloaded once per node).
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import time
 from typing import Sequence
 
@@ -37,12 +49,14 @@ import pandas as pd
 
 from dgnode.media.audio import load_utterance_audio, waveform_to_imagebind
 from dgnode.media.text import clean_transcript
-from dgnode.media.video import VideoSource, read_video_segment
+from dgnode.media.video import VideoSource, frames_to_imagebind, segment_frames
 from dgnode.media.config import AudioConfig, MediaConfig, TextConfig, VideoConfig
+from dgnode.media.fetch import MediaCache
 
-__all__ = ["REQUEST_COLUMNS", "VISION_TRANSPORT_DTYPE", "preprocess_batch"]
+__all__ = ["FETCH_COLUMNS", "REQUEST_COLUMNS", "VISION_TRANSPORT_DTYPE", "preprocess_batch"]
 
 REQUEST_COLUMNS = ("utt_id", "start_s", "end_s", "speaker_side", "text", "wav_path", "video_path")
+FETCH_COLUMNS = ("fetched_files", "fetched_bytes", "fetch_hits")
 VISION_TRANSPORT_DTYPE = np.float16
 
 
@@ -56,18 +70,27 @@ def _describe(error: BaseException) -> str:
 
 
 def preprocess_batch(
-    rows: pd.DataFrame, modalities: Sequence[str], config: MediaConfig | None = None
+    rows: pd.DataFrame, modalities: Sequence[str], config: MediaConfig | None = None, cache: MediaCache | None = None
 ) -> dict[str, np.ndarray]:
-    """Preprocess manifest rows (columns :data:`REQUEST_COLUMNS`) for ``modalities``."""
+    """Preprocess manifest rows (columns :data:`REQUEST_COLUMNS`) for ``modalities``; remote
+    media come through ``cache`` (default: the node's, with the default bound)."""
     config = config or MediaConfig()
+    cache = cache or MediaCache()
+    before = dataclasses.replace(cache.stats)
     out: dict[str, np.ndarray] = {"utt_id": rows["utt_id"].astype(str).to_numpy()}
     records = rows.reset_index(drop=True)
     if "text" in modalities:
         _text(records, out, config.text)
     if "audio" in modalities:
-        _audio(records, out, config.audio)
+        _audio(records, out, config.audio, cache)
     if "vision" in modalities:
-        _vision(records, out, config.video)
+        _vision(records, out, config.video, cache)
+    if {"audio", "vision"} & set(modalities):
+        done = cache.stats.minus(before)
+        for column, value in zip(FETCH_COLUMNS, (done.files, done.bytes, done.hits)):
+            out[column] = np.zeros(len(records), np.int64)
+            if len(records):
+                out[column][0] = value
     for key, value in list(out.items()):
         if value.dtype == object:
             out[key] = value.astype(str)
@@ -88,7 +111,7 @@ def _text(rows: pd.DataFrame, out: dict[str, np.ndarray], config: TextConfig) ->
     out["text"], out["error_text"], out["seconds_text"] = texts, errors, seconds
 
 
-def _audio(rows: pd.DataFrame, out: dict[str, np.ndarray], config: AudioConfig) -> None:
+def _audio(rows: pd.DataFrame, out: dict[str, np.ndarray], config: AudioConfig, cache: MediaCache) -> None:
     n = len(rows)
     clips = np.zeros((n, config.clips_per_video, 1, config.num_mel_bins, config.target_length), np.float32)
     errors = np.full(n, "", dtype=object)
@@ -104,6 +127,7 @@ def _audio(rows: pd.DataFrame, out: dict[str, np.ndarray], config: AudioConfig) 
                 float(row.start_s),
                 float(row.end_s),
                 config.sample_rate,
+                cache,
             )
             clips[i] = waveform_to_imagebind(segment.waveform, config).numpy()
             sources[i], notes[i] = segment.source, "; ".join(segment.notes)
@@ -113,7 +137,7 @@ def _audio(rows: pd.DataFrame, out: dict[str, np.ndarray], config: AudioConfig) 
     out.update(audio=clips, error_audio=errors, audio_source=sources, audio_notes=notes, seconds_audio=seconds)
 
 
-def _vision(rows: pd.DataFrame, out: dict[str, np.ndarray], config: VideoConfig) -> None:
+def _vision(rows: pd.DataFrame, out: dict[str, np.ndarray], config: VideoConfig, cache: MediaCache) -> None:
     n = len(rows)
     pixels = np.zeros((n, *config.output_shape), VISION_TRANSPORT_DTYPE)
     errors = np.full(n, "", dtype=object)
@@ -129,30 +153,48 @@ def _vision(rows: pd.DataFrame, out: dict[str, np.ndarray], config: VideoConfig)
         else:
             errors[i] = "no video path in the manifest"
     for path, members in by_video.items():
-        started = time.perf_counter()
-        try:
-            source: VideoSource | None = VideoSource(path, config.decode_threads)
-        except Exception as error:  # noqa: BLE001
-            source = None
-            for i in members:
-                errors[i] = f"{path}: unreadable video ({_describe(error)})"
-        opened = (time.perf_counter() - started) / len(members)
-        if source is None:
-            seconds[members] = opened
-            continue
-        for i in members:
+        with contextlib.ExitStack() as held:  # the cached copy stays while its utterances are cut
             started = time.perf_counter()
-            row = rows.iloc[i]
             try:
-                segment = read_video_segment(source, float(row["start_s"]), float(row["end_s"]), row["speaker_side"], config)
-                pixels[i] = segment.pixels.numpy().astype(VISION_TRANSPORT_DTYPE)
-                indices[i] = segment.plan.indices.reshape(-1)
-                times[i] = segment.plan.times.reshape(-1)
-                clamped[i] = segment.plan.clamped
+                source: VideoSource | None = VideoSource(held.enter_context(cache.local(path)), config.decode_threads)
             except Exception as error:  # noqa: BLE001
-                errors[i] = f"{path}: {_describe(error)}"
-            seconds[i] = opened + time.perf_counter() - started
+                source = None
+                for i in members:
+                    errors[i] = f"{path}: unreadable video ({_describe(error)})"
+            opened = (time.perf_counter() - started) / len(members)
+            if source is None:
+                seconds[members] = opened
+                continue
+            _cut(rows, members, source, path, opened, config, (pixels, errors, indices, times, clamped, seconds))
     out.update(
         vision=pixels, error_vision=errors, frame_indices=indices, frame_times=times,
         frames_clamped=clamped, seconds_vision=seconds,
     )
+
+
+def _cut(rows: pd.DataFrame, members: list[int], source: VideoSource, path: str, opened: float, config: VideoConfig,
+         arrays: tuple[np.ndarray, ...]) -> None:
+    """Each member utterance's frames from the open video, into the output arrays: every member's
+    frames first, then the reader is closed (its buffers go: see :meth:`VideoSource.close`), then
+    the frames are turned into ImageBind's input."""
+    pixels, errors, indices, times, clamped, seconds = arrays
+    decoded = {}
+    for i in members:
+        started = time.perf_counter()
+        row = rows.iloc[i]
+        try:
+            decoded[i] = segment_frames(source, float(row["start_s"]), float(row["end_s"]), row["speaker_side"], config)
+        except Exception as error:  # noqa: BLE001
+            errors[i] = f"{path}: {_describe(error)}"
+        seconds[i] = opened + time.perf_counter() - started
+    source.close()
+    for i, (frames, plan) in decoded.items():
+        started = time.perf_counter()
+        try:
+            pixels[i] = frames_to_imagebind(frames, config).numpy().astype(VISION_TRANSPORT_DTYPE)
+            indices[i] = plan.indices.reshape(-1)
+            times[i] = plan.times.reshape(-1)
+            clamped[i] = plan.clamped
+        except Exception as error:  # noqa: BLE001
+            errors[i] = f"{path}: {_describe(error)}"
+        seconds[i] += time.perf_counter() - started

@@ -21,11 +21,11 @@ __all__ = ["COMMANDS", "PipelineOptions", "run"]
 class PipelineOptions(PipelineConfig):
     """Run every stage: generate or read a raw corpus, scan it, extract ImageBind features, search
     DGODE configurations, test and register the best model, and train the context-free MLP
-    baseline beside it. Without a corpus it generates a mini-IEMOCAP whose media carry emotion
-    cues and uses the tiny random-init ImageBind.
+    baseline beside it. Without a corpus it generates a mini-IEMOCAP (--dataset meld: a mini MELD
+    release) whose media carry emotion cues and uses the tiny random-init ImageBind.
 
     Attributes:
-        demo: force the embedded default (mini corpus, tiny model), ignoring IEMOCAP_ROOT/IMAGEBIND_CHECKPOINT
+        demo: force the embedded default (mini corpus, tiny model), ignoring IEMOCAP_ROOT/MELD_ROOT/IMAGEBIND_CHECKPOINT
         json: also print the result as JSON (last line)
         progress: show progress bars
     """

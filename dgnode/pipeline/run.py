@@ -1,8 +1,8 @@
 """The main job: raw corpus -> manifest -> ImageBind features -> DGODE search -> best model on
 test, beside a context-free MLP and the majority class.
 
-With no corpus given it generates a mini-IEMOCAP in the raw format whose media carry weak, noisy
-emotion cues (:mod:`dgnode.corpus.synth_cues`) and extracts with the tiny random-init ImageBind
+With no corpus given it generates a mini-IEMOCAP (``dataset="meld"``: a mini MELD release) in the
+raw format whose media carry weak, noisy emotion cues (:mod:`dgnode.corpus.synth_cues`) and extracts with the tiny random-init ImageBind
 (the same code as huge), so the whole chain runs on a laptop in about a minute and its final
 table shows that it learns: DGODE above the MLP (what context adds) above the majority class
 (what learning nothing scores). With ``corpus_root`` (``IEMOCAP_ROOT``) and ``checkpoint``
@@ -24,13 +24,16 @@ report is :func:`dgnode.pipeline.summary.summary_table`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from dgnode.corpus.labels import LabelSchemeName
 from dgnode.corpus.synth_plan import SynthConfig
+from dgnode.media.config import MediaCacheConfig
 from dgnode.tuning.settings import TuneSettings
 
 __all__ = ["PipelineConfig", "PipelineResult", "run_pipeline"]
@@ -41,7 +44,10 @@ REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 def _demo_search() -> TuneSettings:
     # Four short trials fit the demo's two minutes on two cores; a real run sets --tune.trials.
     # One at a time: as fast on two cores, and TPE then proposes the same trials every run.
-    return TuneSettings(trials=4, max_concurrent=1, experiment="dgnode-pipeline")
+    return TuneSettings(trials=4, max_concurrent=1, experiment=DEMO_EXPERIMENT)
+
+
+DEMO_EXPERIMENT = "dgnode-pipeline"  # MELD runs go to DEMO_EXPERIMENT-meld (and register that model name)
 
 
 def _demo_corpus() -> SynthConfig:
@@ -59,12 +65,14 @@ class PipelineConfig:
 
     Attributes:
         workdir: where every stage writes (corpus, scan, features, searches, mlflow.db): a directory, or s3://bucket/prefix on a cluster (then MLflow needs a tracking server)
-        corpus_root: raw IEMOCAP tree (default: $IEMOCAP_ROOT, else a generated mini corpus)
+        dataset: iemocap or meld (auto: the generated corpus's, or what corpus_root holds)
+        corpus_root: raw IEMOCAP tree (local or s3://BUCKET/PREFIX) or MELD.Raw folder (default: $IEMOCAP_ROOT, for MELD $MELD_ROOT, else a generated mini corpus)
         checkpoint: imagebind_huge.pth (default: $IMAGEBIND_CHECKPOINT; without it the tiny random-init model)
-        labels: label scheme of the scan
-        synth: the generated corpus when there is no corpus_root (seed, dialogs, cues, ...)
+        labels: label scheme of the scan (default: the dataset's, merc6 or meld7)
+        synth: the generated corpus when there is no corpus_root (seed, dialogs, cues, ...; its dataset follows --dataset)
         modalities: modalities to extract and train on
         gpu_memory_gb: GPU memory budget that sets the extraction batch sizes
+        media_cache: per-node cache of the media extraction fetches from an s3:// corpus
         train_config: the training config the search varies (YAML)
         train_overrides: dotted training-config keys applied on top of train_config, e.g. {train.batch_size: 8}
         space: the search space (YAML)
@@ -75,12 +83,14 @@ class PipelineConfig:
     """
 
     workdir: str = "demo_output"
+    dataset: Literal["auto", "iemocap", "meld"] = "auto"
     corpus_root: str | None = None
     checkpoint: str | None = None
-    labels: Literal["merc6", "raw6", "four"] = "merc6"
+    labels: LabelSchemeName | None = None
     synth: SynthConfig = field(default_factory=_demo_corpus)
     modalities: list[str] = field(default_factory=lambda: ["text", "audio", "vision"])
     gpu_memory_gb: float = 24.0
+    media_cache: MediaCacheConfig = field(default_factory=MediaCacheConfig)
     train_config: str = str(REPO_CONFIGS / "dgode_demo.yaml")
     train_overrides: dict[str, Any] = field(default_factory=dict)
     space: str = str(REPO_CONFIGS / "search_space_demo.yaml")
@@ -90,14 +100,23 @@ class PipelineConfig:
     address: str | None = None
 
     def with_environment(self, demo: bool = False) -> "PipelineConfig":
-        """``corpus_root``/``checkpoint`` default to ``IEMOCAP_ROOT``/``IMAGEBIND_CHECKPOINT``;
-        ``demo`` ignores both (the embedded default)."""
-        import dataclasses
-
+        """``corpus_root``/``checkpoint`` default to ``IEMOCAP_ROOT`` (``MELD_ROOT`` for
+        ``dataset="meld"``)/``IMAGEBIND_CHECKPOINT``; ``demo`` ignores both (the embedded default)."""
         if demo:
             return dataclasses.replace(self, corpus_root=None, checkpoint=None)
-        return dataclasses.replace(self, corpus_root=self.corpus_root or os.environ.get("IEMOCAP_ROOT") or None,
+        root_variable = "MELD_ROOT" if self.dataset == "meld" else "IEMOCAP_ROOT"
+        return dataclasses.replace(self, corpus_root=self.corpus_root or os.environ.get(root_variable) or None,
                                    checkpoint=self.checkpoint or os.environ.get("IMAGEBIND_CHECKPOINT") or None)
+
+    def synth_config(self) -> SynthConfig:
+        """The generated corpus's settings, its dataset set by ``dataset`` (a conflict is an error)."""
+        from dgnode.errors import InputError
+
+        if self.dataset == "auto" or self.dataset == self.synth.dataset:
+            return self.synth
+        if self.synth.dataset != "iemocap":  # set on purpose, and not to --dataset
+            raise InputError(f"--dataset {self.dataset} and --synth.dataset {self.synth.dataset} disagree")
+        return dataclasses.replace(self.synth, dataset=self.dataset)
 
 
 @dataclass
@@ -127,7 +146,8 @@ def run_pipeline(config: PipelineConfig, progress: bool = True) -> PipelineResul
     # Before Ray, Tune, Ray Data, Optuna or MLflow are imported.
     quiet_libraries(local_ray=not (config.address or os.environ.get("RAY_ADDRESS")))
 
-    from dgnode.corpus.scan import scan_corpus, write_scan
+    from dgnode.corpus.detect import detect_dataset, scan_release
+    from dgnode.corpus.scan import write_scan
     from dgnode.embedding.config import ExtractConfig
     from dgnode.embedding.pipeline import run_extraction
     from dgnode.errors import InputError
@@ -162,26 +182,40 @@ def run_pipeline(config: PipelineConfig, progress: bool = True) -> PipelineResul
         timings[stage] = time.perf_counter() - start
         _say(f"{stage:<13} done in {timings[stage]:5.1f} s")
 
+    synth = config.synth_config()
     if config.corpus_root:
-        corpus_root = resolve(config.corpus_root)
-        if not corpus_root.exists():
-            raise InputError("corpus root not found (IEMOCAP_ROOT)", path=corpus_root.uri)
+        # An s3:// root is checked by the scan (missing bucket or prefix: one error naming it).
+        remote = config.corpus_root.startswith("s3://")
+        corpus_root = config.corpus_root if remote else Path(config.corpus_root)
+        if not remote and not corpus_root.exists():
+            raise InputError(f"corpus root not found ({'MELD_ROOT' if config.dataset == 'meld' else 'IEMOCAP_ROOT'})",
+                             path=str(corpus_root))
         model = "huge"
         if not config.checkpoint:
             raise InputError("a real corpus needs the ImageBind-huge checkpoint: set IMAGEBIND_CHECKPOINT or --checkpoint")
+        dataset = detect_dataset(corpus_root) if config.dataset == "auto" else config.dataset
     else:
-        corpus_root = workdir / "corpus"
         model = "huge" if config.checkpoint else "tiny"
+        dataset = synth.dataset
+    # MELD's stages get folders of their own: one workdir can hold an IEMOCAP and a MELD demo.
+    suffix = "" if dataset == "iemocap" else f"-{dataset}"
+    if not config.corpus_root:
+        generated = workdir / f"corpus{suffix}"
         with timed("synth corpus"):
-            _synthesize(corpus_root, config.synth, progress)
+            _synthesize(generated, synth, progress)
+        corpus_root = generated.uri if generated.is_remote else generated.local_path()
 
     with timed("scan"):
-        scan = scan_corpus(_stage_location(corpus_root), labels=config.labels, progress=False)  # a fraction of a second
-        paths = write_scan(scan, _stage_location(workdir / "scan"))
+        # A second or two (MELD: probing each clip's header): no bar.
+        scan_dir = workdir / f"scan{suffix}"
+        # MELD's clip archives unpack on this machine's disk (a temporary directory under an s3:// workdir).
+        unpack_dir = None if scan_dir.is_remote else scan_dir.local_path() / "unpacked"
+        scan = scan_release(corpus_root, dataset, config.labels, progress=False, unpack_dir=unpack_dir)
+        paths = write_scan(scan, scan_dir)
 
     # Under `ray job submit` RAY_ADDRESS names the job's cluster; a local Ray starts otherwise.
     with ray_session(config.address):
-        store = (workdir / f"features-{model}").uri
+        store = (workdir / f"features-{model}{suffix}").uri
         with timed("extract"):
             # The bar is drawn here, from the batches as they are written (the stage's own is off).
             bar = progress_bar(total=len(scan.manifest), desc="extract", unit="utt", enabled=progress)
@@ -189,15 +223,19 @@ def run_pipeline(config: PipelineConfig, progress: bool = True) -> PipelineResul
                 extraction = run_extraction(
                     ExtractConfig(manifest=str(paths["manifest"]), store=str(store), model=model,
                                   checkpoint=config.checkpoint, modalities=modalities,
-                                  gpu_memory_gb=config.gpu_memory_gb, progress=False),
+                                  gpu_memory_gb=config.gpu_memory_gb, media_cache=config.media_cache, progress=False),
                     on_batch=lambda report: bar.update(len(report.utt_ids)),
                 )
             finally:
                 bar.close()
-        search_dir = workdir / f"search-{time.strftime('%Y%m%d-%H%M%S')}"
+        search_dir = workdir / f"search{suffix}-{time.strftime('%Y%m%d-%H%M%S')}"
         with timed("tune + test"):
+            tune = config.tune
+            if suffix and tune.experiment == DEMO_EXPERIMENT:
+                tune = dataclasses.replace(tune, experiment=DEMO_EXPERIMENT + suffix)
             outcome = run_search(search_dir, replace_dotted(train_config, {"data.store": str(store)}), config.space,
-                                 config.tune, tracking_uri=tracking_uri, progress=progress)
+                                 tune, tracking_uri=tracking_uri, progress=progress)
+            _log_extraction(tracking_uri, outcome, extraction)
     baselines = None
     if config.baseline_config:
         from dgnode.pipeline.baselines import train_baselines
@@ -205,14 +243,14 @@ def run_pipeline(config: PipelineConfig, progress: bool = True) -> PipelineResul
         with timed("baselines"):
             tracking = {"tracking_uri": tracking_uri, "experiment_id": outcome.experiment_id,
                         "parent_run_id": outcome.parent_run_id}
-            baselines = train_baselines(str(store), config.baseline_config, modalities, workdir / "baseline-mlp",
+            baselines = train_baselines(str(store), config.baseline_config, modalities, workdir / f"baseline-mlp{suffix}",
                                         tracking, progress)
     from dgnode.pipeline.summary import write_plots
 
     label_names = list(scan.label_names)
     return PipelineResult(
         workdir=workdir.uri,
-        corpus_root=corpus_root.uri,
+        corpus_root=str(corpus_root),
         manifest=str(paths["manifest"]),
         store=store,
         search_dir=search_dir.uri,
@@ -223,18 +261,22 @@ def run_pipeline(config: PipelineConfig, progress: bool = True) -> PipelineResul
         search=outcome,
         label_names=label_names,
         baselines=baselines,
-        plots=write_plots(workdir / "plots", outcome.test, baselines, label_names),
-        synth=None if config.corpus_root else config.synth,
+        plots=write_plots(workdir / f"plots{suffix}", outcome.test, baselines, label_names),
+        synth=None if config.corpus_root else synth,
     )
+
+
+def _log_extraction(tracking_uri: str, outcome: Any, extraction: Any) -> None:
+    """The extraction's counts and the bytes each node fetched, on the search's parent run."""
+    from dgnode.tracking.runs import TrackedRun
+
+    run = TrackedRun(tracking_uri, outcome.parent_run_id, outcome.experiment_id)
+    run.log_metrics(extraction.metrics())
+    run.log_dict(extraction.as_dict(), "extraction.json")
 
 
 def _say(message: str) -> None:
     print(message, flush=True)
-
-
-def _stage_location(location: Any) -> Any:
-    """What the corpus and scan stages take: a local ``Path`` as before, or the ``s3://`` URI."""
-    return location.uri if location.is_remote else location.local_path()
 
 
 def _synthesize(corpus_root: Any, synth: SynthConfig, progress: bool) -> None:

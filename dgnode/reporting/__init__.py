@@ -2,7 +2,9 @@
 
 from dgnode.reporting.metrics import (
     IEMOCAP_DISPLAY_NAMES,
+    MELD_CLASSES,
     PAPER_DGODE_IEMOCAP,
+    PAPER_DGODE_MELD,
     PAPER_MODEL,
     ClassificationMetrics,
     classification_metrics,
@@ -12,7 +14,9 @@ from dgnode.reporting.metrics import (
 
 __all__ = [
     "IEMOCAP_DISPLAY_NAMES",
+    "MELD_CLASSES",
     "PAPER_DGODE_IEMOCAP",
+    "PAPER_DGODE_MELD",
     "PAPER_MODEL",
     "ClassificationMetrics",
     "classification_metrics",

@@ -15,7 +15,8 @@ import numpy as np
 from sklearn.metrics import confusion_matrix, f1_score
 
 __all__ = [
-    "ClassificationMetrics", "IEMOCAP_DISPLAY_NAMES", "PAPER_DGODE_IEMOCAP", "classification_metrics",
+    "ClassificationMetrics", "IEMOCAP_DISPLAY_NAMES", "MELD_CLASSES", "PAPER_DGODE_IEMOCAP", "PAPER_DGODE_MELD",
+    "classification_metrics",
     "display_name", "paper_reference",
 ]
 
@@ -26,6 +27,15 @@ PAPER_DGODE_IEMOCAP = {
     "per_class_f1": {"hap": 71.8, "sad": 71.0, "neu": 74.9, "ang": 55.7, "exc": 78.6, "fru": 75.2},
     "weighted_f1": 72.8,
 }
+# DGODE on MELD (7 classes): the paper reports weighted F1 67.2 (mean of 10 runs); its per-class
+# F1 values are not recorded in this project, so a MELD table shows the paper's row with the
+# class cells empty rather than invented.
+PAPER_DGODE_MELD = {
+    "source": "DGODE (Shou et al., 2024, arXiv 2412.02935), MELD 7-class, mean of 10 runs (per-class F1 not recorded here)",
+    "per_class_f1": {},
+    "weighted_f1": 67.2,
+}
+MELD_CLASSES = ("neutral", "surprise", "fear", "sadness", "joy", "disgust", "anger")  # the paper's column order
 PAPER_MODEL = "dgode"  # the model whose paper the reference numbers come from
 IEMOCAP_DISPLAY_NAMES = {
     "hap": "happy",
@@ -88,11 +98,14 @@ def classification_metrics(labels: Sequence[int] | np.ndarray, predictions: Sequ
 
 
 def paper_reference(label_names: Sequence[str], model: str = "dgode") -> dict | None:
-    """The DGODE paper's IEMOCAP numbers keyed by *our* label names, when ``label_names`` is the
-    6-class IEMOCAP set (codes ``hap`` or names ``happy``, any order) and ``model`` is DGODE;
+    """The DGODE paper's numbers keyed by *our* label names, when ``model`` is DGODE and
+    ``label_names`` is the 6-class IEMOCAP set (codes ``hap`` or names ``happy``, any order) or
+    MELD's 7 emotions (any order; only the weighted F1 is known, see :data:`PAPER_DGODE_MELD`);
     ``None`` otherwise (a baseline's table or figure has no business showing DGODE's numbers)."""
     if model != PAPER_MODEL:
         return None
+    if sorted(str(name).lower() for name in label_names) == sorted(MELD_CLASSES):
+        return {"source": PAPER_DGODE_MELD["source"], "per_class_f1": {}, "weighted_f1": PAPER_DGODE_MELD["weighted_f1"]}
     codes = [_IEMOCAP_ALIASES.get(str(name).lower()) for name in label_names]
     if None in codes or sorted(codes) != sorted(IEMOCAP_DISPLAY_NAMES):
         return None

@@ -26,6 +26,10 @@ optuna verbosity WARNING               "A new study created in memory" per searc
                                        reads it then)
 =====================================  ===============================================================
 
+Not a switch but a call: the model is registered through ``MlflowClient`` (``dgnode.tracking.runs``),
+because MLflow's fluent registration prints "Successfully registered model" / "Created version" with
+``print`` (no logger to quiet).
+
 Left alone on purpose: ``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS`` (without Tune's result files its
 result grid warns "Failed to fetch metrics" for every trial), and the one C++ line Ray core logs
 when Ray Data starts its actor pool ("has constructor arguments in the object store and

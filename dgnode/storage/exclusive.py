@@ -9,17 +9,21 @@ credential chain as :mod:`dgnode.storage.s3`).
 
 A server without conditional writes would silently let two writers in; :func:`create_exclusive`
 therefore reads the object back and checks that it holds this writer's bytes.
+
+An object's age (:attr:`Versioned.age_s`, what a lease is measured by) is the server's own clock
+minus the object's ``Last-Modified`` (both in whole seconds, from the same reply): clocks of the
+machines that share a bucket need not agree.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import time
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 
 from dgnode.storage.location import Location
-from dgnode.storage.s3 import S3Settings, credentials_fingerprint, s3_error
+from dgnode.storage.s3 import s3_client, s3_error
 
 __all__ = ["Versioned", "create_exclusive", "delete_if_unchanged", "read_versioned"]
 
@@ -50,7 +54,7 @@ def create_exclusive(location: Location, data: bytes) -> bool:
         return True
     bucket, key = _split(location)
     try:
-        _client().put_object(Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
+        s3_client().put_object(Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
     except Exception as error:  # botocore's ClientError and connection errors
         if _code(error) in _LOST:
             return False
@@ -75,15 +79,13 @@ def read_versioned(location: Location) -> Versioned | None:
         return Versioned(data, f"{stat.st_ino}:{stat.st_mtime_ns}:{stat.st_size}", max(0.0, time.time() - stat.st_mtime))
     bucket, key = _split(location)
     try:
-        reply = _client().get_object(Bucket=bucket, Key=key)
+        reply = s3_client().get_object(Bucket=bucket, Key=key)
         data = reply["Body"].read()
     except Exception as error:
         if _code(error) in {"NoSuchKey", "404"}:
             return None
         raise s3_error(location.uri, error, "read the lock object") from None
-    modified = reply.get("LastModified")
-    age = max(0.0, time.time() - modified.timestamp()) if modified is not None else 0.0
-    return Versioned(data, reply["ETag"], age)
+    return Versioned(data, reply["ETag"], _server_age(reply))
 
 
 def delete_if_unchanged(location: Location, version: str) -> bool:
@@ -96,7 +98,7 @@ def delete_if_unchanged(location: Location, version: str) -> bool:
         return True
     bucket, key = _split(location)
     try:
-        _client().delete_object(Bucket=bucket, Key=key, IfMatch=version)
+        s3_client().delete_object(Bucket=bucket, Key=key, IfMatch=version)
     except Exception as error:
         if _code(error) in _LOST | {"NoSuchKey", "404"}:
             return False
@@ -114,14 +116,17 @@ def _code(error: Exception) -> str:
     return str(response.get("Error", {}).get("Code", ""))
 
 
-def _client():
-    return _client_for(S3Settings.from_environment(), credentials_fingerprint())
-
-
-@functools.lru_cache(maxsize=8)
-def _client_for(settings: S3Settings, _credentials: str):
-    import boto3
-    from botocore.config import Config
-
-    config = Config(connect_timeout=5, read_timeout=60, retries={"max_attempts": 3, "mode": "standard"})
-    return boto3.client("s3", endpoint_url=settings.endpoint, region_name=settings.region, config=config)
+def _server_age(reply: dict) -> float:
+    """Seconds since the object was written, by the server's clock (this machine's if the reply
+    has no ``Date``)."""
+    modified = reply.get("LastModified")
+    if modified is None:
+        return 0.0
+    now = time.time()
+    date = (reply.get("ResponseMetadata") or {}).get("HTTPHeaders", {}).get("date")
+    if date:
+        try:
+            now = parsedate_to_datetime(date).timestamp()
+        except (TypeError, ValueError):
+            pass
+    return max(0.0, now - modified.timestamp())

@@ -7,9 +7,13 @@ except where the two truly differ (an exclusive create: :mod:`dgnode.storage.exc
 
 What holds on both kinds:
 
-* :meth:`Location.write_bytes` (and ``write_text``/``write_json``) is atomic: a reader sees the
-  old object or the new one. Locally that is a temporary renamed into place (:mod:`dgnode.atomic`);
-  on S3 a PUT of a whole object is atomic by itself (there is no rename).
+* :meth:`Location.write_bytes` (and ``write_text``/``write_json``/``write_with``) is atomic: a
+  reader sees the old object or the new one, never part of one. Locally that is a temporary
+  renamed into place (:mod:`dgnode.atomic`); on S3 (no rename) it is one PUT of the whole object
+  with its ``Content-MD5``: the server stores all of it or nothing. Not pyarrow's output stream:
+  it completes its upload when closed, also after the code writing into it raised (checked
+  against SeaweedFS), which would publish half an object under the final name; its multipart
+  uploads are invisible until completed. ``write_with`` therefore writes into memory first.
 * :meth:`Location.children` lists direct children by name pattern, sorted; hidden names (a leading
   dot: temporaries, locks) are never listed unless the pattern asks for them.
 * Directories exist on S3 only as key prefixes: :meth:`Location.mkdir` is a no-op there and a
@@ -175,8 +179,17 @@ class Location:
 
             write_bytes(self.path, data)
             return self
-        with self._errors("write"), self.fs.open_output_stream(self.path) as stream:
-            stream.write(data)
+        import base64
+        import hashlib
+
+        from dgnode.storage.s3 import s3_client
+
+        bucket, _, key = self.path.partition("/")
+        digest = base64.b64encode(hashlib.md5(data).digest()).decode()  # noqa: S324 - integrity, not security
+        try:
+            s3_client().put_object(Bucket=bucket, Key=key, Body=bytes(data), ContentMD5=digest)
+        except Exception as error:  # botocore's ClientError and connection errors
+            raise s3_error(self.uri, error, "write") from None
         return self
 
     def write_text(self, text: str) -> "Location":
@@ -189,15 +202,18 @@ class Location:
         return self.write_text(json_text(data, indent=indent))
 
     def write_with(self, writer) -> "Location":
-        """Atomic write through ``writer(file_like)`` (e.g. ``pq.write_table(table, f)``)."""
+        """Atomic write through ``writer(file_like)`` (e.g. ``pq.write_table(table, f)``); on S3
+        the object is built in memory, then stored by one PUT (see the module docstring)."""
         if not self.is_remote:
             from dgnode.atomic import atomic_write
 
             atomic_write(self.path, lambda temporary: writer(str(temporary)))
             return self
-        with self._errors("write"), self.fs.open_output_stream(self.path) as stream:
-            writer(stream)
-        return self
+        import pyarrow as pa
+
+        buffer = pa.BufferOutputStream()
+        writer(buffer)  # a writer that raises leaves nothing behind
+        return self.write_bytes(buffer.getvalue().to_pybytes())
 
     def delete(self) -> None:
         """Remove a file; a missing one is fine."""

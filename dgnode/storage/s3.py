@@ -12,9 +12,12 @@ so the same command talks to AWS S3 or to any S3-compatible server (SeaweedFS, M
 
 Why pyarrow.fs and not fsspec/s3fs: pyarrow is already the Parquet engine, Ray Data reads and
 writes through ``pyarrow.fs`` and Ray Train/Tune take a ``pyarrow.fs.FileSystem`` as
-``storage_filesystem``: one client, one credential chain, no extra dependency. The only thing
-pyarrow cannot do is a conditional put (the exclusive create a lock needs): that one call goes
-through boto3 (:mod:`dgnode.storage.exclusive`), which reads the same variables.
+``storage_filesystem``: one client, one credential chain, no extra dependency. What pyarrow cannot
+do goes through boto3 (:func:`s3_client`, same variables): a conditional put or delete (the
+exclusive create a lock needs, :mod:`dgnode.storage.exclusive`) and a whole-object PUT
+(:meth:`dgnode.storage.location.Location.write_bytes`): pyarrow's output stream completes its
+upload when it is closed, also when the code writing into it raised, so a half-written object
+would appear under its final name.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from dataclasses import dataclass
 
 from dgnode.errors import EnvironmentFault, InputError
 
-__all__ = ["S3Settings", "credentials_fingerprint", "s3_error", "s3_filesystem"]
+__all__ = ["S3Settings", "credentials_fingerprint", "s3_client", "s3_error", "s3_filesystem"]
 
 # A few seconds per attempt and three attempts: an unreachable endpoint is one clear line in
 # seconds, not the SDK's default minutes of retries.
@@ -92,6 +95,22 @@ def _filesystem(settings: S3Settings, _credentials: str):
     )
 
 
+def s3_client():
+    """A boto3 S3 client for the environment's settings and credentials (cached like
+    :func:`s3_filesystem`), with the same short timeouts and retries."""
+    return _client(S3Settings.from_environment(), credentials_fingerprint())
+
+
+@functools.lru_cache(maxsize=8)
+def _client(settings: S3Settings, _credentials: str):
+    import boto3
+    from botocore.config import Config
+
+    config = Config(connect_timeout=_CONNECT_TIMEOUT_S, read_timeout=_REQUEST_TIMEOUT_S,
+                    retries={"max_attempts": _ATTEMPTS, "mode": "standard"})
+    return boto3.client("s3", endpoint_url=settings.endpoint, region_name=settings.region, config=config)
+
+
 # (pattern in the SDK's message, error class, what it means and what to do). Order matters: the
 # first match wins, and the SDK names the cause in different words across versions and servers.
 _CAUSES = (
@@ -101,7 +120,7 @@ _CAUSES = (
      r"|credentials|InvalidToken|ExpiredToken",
      InputError, "the S3 server refused the credentials: check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
      "or AWS_PROFILE and the bucket's permissions"),
-    (r"curlCode: 7|Couldn't connect|Connection refused|Could not resolve|curlCode: 6|curlCode: 28"
+    (r"curlCode: 7|Couldn't connect|Could not connect|Connection refused|Could not resolve|curlCode: 6|curlCode: 28"
      r"|timed out|Timeout|Unable to connect|Network|EndpointConnectionError|Failed to connect",
      EnvironmentFault, "cannot reach the S3 endpoint {where}: is the server running and "
      "AWS_ENDPOINT_URL right?"),

@@ -234,13 +234,29 @@ class TrackedRun:
                     run_id=self.run_id,
                     python_model=str(MODEL_CODE),
                     artifacts={RUN_ARTIFACT: staging},
-                    registered_model_name=registered_name,
                     pip_requirements=model_requirements(),
                 )
+                version = self._register(registered_name, info.model_uri, info.model_id) if registered_name else None
             except mlflow.exceptions.MlflowException as error:
                 raise TrackingError(f"logging the model of run {self.run_id} failed: {error}") from None
-        version = info.registered_model_version
-        return info.model_uri, (str(version) if version is not None else None)
+        return info.model_uri, version
+
+    def _register(self, registered_name: str, model_uri: str, model_id: str | None) -> str:
+        """A new version of ``registered_name`` (created if new) from the logged model.
+
+        Through the client rather than ``log_model(registered_model_name=...)``: MLflow's fluent
+        registration prints "Successfully registered model" / "Created version" to stderr itself,
+        and this links the version to its run as well."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.create_registered_model(registered_name)
+        except MlflowException as error:
+            if error.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+                raise
+        created = self.client.create_model_version(registered_name, source=model_uri, run_id=self.run_id,
+                                                   model_id=model_id)
+        return str(created.version)
 
     # -- status --------------------------------------------------------------------------------
     def end(self, status: str) -> None:
@@ -327,6 +343,8 @@ def end_dangling_runs(
 
     ``decide(run)`` picks each run's status (default KILLED): a search knows, from its own
     results, whether a trial whose process died before its ``finally`` ran had completed.
+    ``DELETED`` ends the run KILLED and moves it to MLflow's trash (restorable): a run that
+    belongs to nothing (a trial its search never saved) must not count as one.
     """
     from mlflow import MlflowClient
 
@@ -336,7 +354,11 @@ def end_dangling_runs(
         status = decide(run) if decide is not None else RunStatus.KILLED
         if status == RunStatus.RUNNING:
             continue
-        client.set_terminated(run.info.run_id, status)
+        if status == "DELETED":
+            client.set_terminated(run.info.run_id, RunStatus.KILLED)
+            client.delete_run(run.info.run_id)
+        else:
+            client.set_terminated(run.info.run_id, status)
         ended[run.info.run_id] = status
     return ended
 

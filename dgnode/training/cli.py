@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 from dgnode.command import Command
@@ -81,12 +80,8 @@ def run_train(options: TrainOptions, config: TrainConfig) -> int:
     from dgnode.reporting.report import metrics_table, run_table
     from dgnode.training.loop import fit
 
-    from dgnode.storage import resolve
-
-    # An s3:// store is checked by the store itself (one error naming the URI).
-    if not config.data.store or (not resolve(config.data.store).is_remote and not Path(config.data.store).is_dir()):
-        raise InputError("feature store directory not found: pass --data.store DIR (or data.store in --config)",
-                         path=config.data.store)
+    if not config.data.store:
+        raise InputError("no feature store: pass --data.store DIR or s3://BUCKET/PREFIX (or data.store in --config)")
     data = load_conversations(config.data.store, config.data.modalities, config.data.normalise)
     result = fit(config, data, options.out, progress=options.progress)
     console = Console(width=120)
@@ -104,9 +99,8 @@ def run_train_ray(options: RayTrainOptions, config: TrainConfig) -> int:
     from rich.console import Console
 
     from dgnode.ray_session import ray_session
-    from dgnode.training.distributed import train_and_track
-
     from dgnode.storage import resolve
+    from dgnode.training.distributed import train_and_track
 
     fields = {f.name: getattr(options, f.name) for f in dataclasses.fields(DistributedSettings)}
     settings = DistributedSettings(**{**fields, "storage_path": resolve(options.storage_path).uri})

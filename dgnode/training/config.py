@@ -70,7 +70,7 @@ class DataConfig:
     """Where the features come from (see :func:`dgnode.features.dataset.load_conversations`).
 
     Attributes:
-        store: feature store directory
+        store: feature store directory or s3://bucket/prefix
         modalities: subset of text, audio, vision (null: every modality in the store)
         normalise: per-modality normalisation fitted on the train split
     """

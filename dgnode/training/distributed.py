@@ -197,8 +197,9 @@ def train_and_track(
         raise DgnodeError("the config names no data.store: pass --data.store")
     store = resolve(config.data.store).uri  # what every node reads: an absolute path or an s3:// URI
     config = replace_dotted(config, {"data.store": store})
+    fingerprint = FeatureStore.open(store).fingerprint()  # a bad store fails before anything is recorded
     experiment_id = ensure_experiment(uri, experiment)
-    tags = {**provenance_tags(FeatureStore.open(store).fingerprint(), store), "dgnode.run_kind": "train",
+    tags = {**provenance_tags(fingerprint, store), "dgnode.run_kind": "train",
             "dgnode.train_name": settings.name, "dgnode.workers": settings.num_workers}
     with tracked_run(uri, experiment_id, run_name=settings.name, tags=tags) as run:
         run.log_config(config)

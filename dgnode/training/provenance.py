@@ -79,7 +79,7 @@ def reload_data(store: str | Path, state: Mapping[str, Any], config: Any) -> Any
 
 
 def _fingerprint(store: str | Path | None) -> str | None:
-    if not store or not Path(store).is_dir():
+    if not store:
         return None
     from dgnode.features.store import FeatureStore
 

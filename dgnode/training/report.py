@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dgnode.corpus.splits import SPLITS
 from dgnode.options import to_dict
-from dgnode.features.store import SPLITS
 from dgnode.reporting.metrics import paper_reference
 
 __all__ = ["build_report", "write_figures", "write_run_outputs"]

@@ -64,14 +64,19 @@ def trial_summaries(results, ledger: dict[str, str] | None = None) -> list[Trial
 
 
 def sweep_runs(uri, experiment_id, parent_run_id, results, ledger: dict[str, str] | None = None) -> dict[str, str]:
-    """End child runs still RUNNING: by their trial's Tune status, KILLED when unknown/unfinished."""
+    """End child runs still RUNNING: by their trial's Tune status, KILLED when unfinished; a trial run
+    whose trial the (restored) search does not know is deleted (see the comment in ``decide``)."""
     from dgnode.tracking.runs import end_dangling_runs
-    from dgnode.tuning.mlflow_callback import TRIAL_TAG
+    from dgnode.tuning.mlflow_callback import KIND_TAG, TRIAL_TAG
 
     trials = {t.trial_id: t for t in tune_trials(results)}
 
     def decide(run) -> str:
         trial = trials.get(run.data.tags.get(TRIAL_TAG, ""))
+        if trial is None and run.data.tags.get(KIND_TAG) == "trial":
+            # A trial the killed driver started before Tune saved it: the restored search never
+            # runs it (its budget went to a new trial), so its run would count one trial twice.
+            return "DELETED"
         if trial is None or not trial_finished(trial, ledger):
             return "KILLED"  # unfinished: a resumed search reopens the run
         return "FAILED" if (ledger or {}).get(trial.trial_id, trial.status) == "ERROR" else "FINISHED"

@@ -232,6 +232,7 @@ def _plain_record(record: dict[str, Any]) -> dict[str, Any]:
 def _prepare(base_config: Any, space_path: Any, settings: "TuneSettings"):
     from dgnode.features.dataset import load_conversations
     from dgnode.options import replace_dotted
+    from dgnode.storage import resolve
     from dgnode.tuning.space import load_search_space
 
     # What every trial and worker reads, on any node: an absolute path or an s3:// URI.
@@ -301,14 +302,17 @@ def _evaluate_best(outcome, results, base_config, space, data, settings, uri, ex
     outcome.best_trial_id = str(best.metrics.get("trial_id"))
     outcome.best_params = params
     outcome.best_valid_wf1 = float(best.metrics[SELECTION_METRIC])
-    if _reuse_final_run(outcome, uri, experiment_id, parent_run_id, settings):
+    earlier = _earlier_final_run(outcome, uri, experiment_id, parent_run_id, settings)
+    if outcome.final_run_id is not None:
         return  # a session killed after testing and registering: do neither twice
     config = space.config_for(base_config, params)
     device = "cuda" if settings.gpus_per_worker > 0 and torch.cuda.is_available() else "cpu"
     state = RunDir(_best_checkpoint(best)).load_model(device)
     trial_id = best.metrics.get("trial_id")
+    # A final step killed midway left its run (marked FAILED by the resume, or FINISHED but not
+    # registered): it is reopened, so the search keeps one "best-on-test" run.
     with tracked_run(uri, experiment_id, run_name="best-on-test", parent_run_id=parent_run_id,
-                     tags={**tags, KIND_TAG: "final", TRIAL_TAG: str(trial_id)}) as run:
+                     tags={**tags, KIND_TAG: "final", TRIAL_TAG: str(trial_id)}, run_id=earlier) as run:
         run.log_config(config)
         run.log_metrics({"best_valid_wf1": float(best.metrics[SELECTION_METRIC])})
         tested = evaluate_and_register(config, data, state, run, settings.registered_model or settings.experiment,
@@ -324,28 +328,36 @@ def _evaluate_best(outcome, results, base_config, space, data, settings, uri, ex
     outcome.model_uri, outcome.model_version = tested.model_uri, tested.model_version
 
 
-def _reuse_final_run(outcome: SearchOutcome, uri: str, experiment_id: str, parent_run_id: str, settings: Any) -> bool:
-    """Fill ``outcome`` from a FINISHED "best-on-test" run of this search, if one exists."""
+def _earlier_final_run(outcome: SearchOutcome, uri: str, experiment_id: str, parent_run_id: str,
+                       settings: Any) -> str | None:
+    """The "best-on-test" run an earlier session of this search made, if any.
+
+    Registered: ``outcome`` is filled from it (``final_run_id`` set) and there is nothing left to
+    do. Otherwise (killed before the test ended, or between the test and the registration) its id
+    is returned for the final step to reopen."""
     from mlflow import MlflowClient
 
     from dgnode.tracking.runs import child_runs
     from dgnode.tuning.mlflow_callback import KIND_TAG
 
-    finals = [r for r in child_runs(uri, experiment_id, parent_run_id, status="FINISHED")
-              if r.data.tags.get(KIND_TAG) == "final"]
+    finals = sorted((r for r in child_runs(uri, experiment_id, parent_run_id) if r.data.tags.get(KIND_TAG) == "final"),
+                    key=lambda r: r.info.start_time or 0)
     if not finals:
-        return False
-    run = finals[0]
+        return None
     name = settings.registered_model or settings.experiment
-    versions = MlflowClient(uri).search_model_versions(f"name='{name}' and run_id='{run.info.run_id}'")
-    if not versions:
-        return False  # killed between the test and the registration: run the final step again
-    metrics = run.data.metrics
-    outcome.test = {"weighted_f1": metrics.get("test_wf1"), "accuracy": metrics.get("test_acc")}
-    outcome.final_run_id = run.info.run_id
-    outcome.model_version = str(versions[0].version)
-    outcome.model_uri = f"models:/{name}/{outcome.model_version}"
-    return True
+    client = MlflowClient(uri)
+    for run in finals:
+        versions = client.search_model_versions(f"name='{name}' and run_id='{run.info.run_id}'")
+        if versions:  # registered: the test before it is logged, whatever ended the run
+            if run.info.status != "FINISHED":  # killed after registering, before the run ended
+                client.set_terminated(run.info.run_id, "FINISHED")
+            metrics = run.data.metrics
+            outcome.test = {"weighted_f1": metrics.get("test_wf1"), "accuracy": metrics.get("test_acc")}
+            outcome.final_run_id = run.info.run_id
+            outcome.model_version = str(versions[0].version)
+            outcome.model_uri = f"models:/{name}/{outcome.model_version}"
+            return run.info.run_id
+    return finals[0].info.run_id
 
 
 def _best_checkpoint(result) -> str:

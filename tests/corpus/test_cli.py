@@ -131,3 +131,23 @@ def test_structure_corpus_reproduces_the_real_counts(scratch_dir, iemocap_struct
     assert raw_codes == {"ang": 1103, "dis": 2, "exc": 1041, "fea": 40, "fru": 1849, "hap": 595, "neu": 1708,
                          "oth": 3, "sad": 1084, "sur": 107, "xxx": 2507}
     assert manifest.groupby("session").size().to_dict() == {1: 1819, 2: 1811, 3: 2136, 4: 2103, 5: 2170}
+
+
+def test_meld_synth_then_scan_detects_the_release_and_says_what_was_kept(scratch_dir, capsys):
+    assert main(["corpus", "synth", str(scratch_dir / "raw"), "--dataset", "meld", "--video", "false", "--seed", "1"]) == 0
+    assert "synthetic MELD" in capsys.readouterr().out
+    assert main(["corpus", "scan", str(scratch_dir / "raw"), "--out", str(scratch_dir / "scan"), "--json"]) == 0
+    printed = capsys.readouterr().out
+    summary = json.loads(printed.strip().splitlines()[-1])
+    manifest = load_manifest(scratch_dir / "scan")
+    assert summary["dataset"] == "meld" and manifest.attrs["label_scheme"] == "meld7"
+    assert summary["utterances"] == len(manifest) and summary["without_video"] == len(manifest)
+    assert "kept: cp1252-text" in printed and "rejected: missing-folder" in printed and "label joy" in printed
+    assert main(["corpus", "scan", str(scratch_dir / "raw"), "--out", str(scratch_dir / "s2"), "--labels",
+                 "sentiment3"]) == 0
+    assert load_manifest(scratch_dir / "s2").attrs["label_names"] == ["neutral", "positive", "negative"]
+    capsys.readouterr()
+    assert main(["corpus", "scan", str(scratch_dir / "raw"), "--out", str(scratch_dir / "s3"), "--strict"]) == 2
+    assert capsys.readouterr().err.strip().startswith("dgnode: error: ")
+    assert main(["corpus", "scan", str(scratch_dir / "raw"), "--out", str(scratch_dir / "s4"), "--dataset", "iemocap"]) == 2
+    assert "no Session1..Session5 folder" in capsys.readouterr().err

@@ -1,6 +1,6 @@
 """Extraction under faults: a full disk or a store turned read-only mid-run is one ``dgnode: error``
 line with exit code 1, keeps every batch stored before it, and the same command then completes;
-two extractions into one store at once store each utterance once.
+two extractions into one store at once, in a folder or in S3, store each utterance once.
 
 The disk faults are real: the store lives on a small tmpfs this test mounts (root only; skipped
 otherwise, see tests/features/test_store_writers.py for the same faults injected in-process),
@@ -124,8 +124,10 @@ def test_disk_fault_mid_extraction_is_one_line_and_the_same_command_resumes(mini
 
 
 @pytest.mark.slow
-def test_two_concurrent_extractions_store_each_utterance_once(mini_corpus, tmp_path):
-    store = tmp_path / "features"
+@pytest.mark.parametrize("kind", ["local", "s3"])
+def test_two_concurrent_extractions_store_each_utterance_once(mini_corpus, tmp_path, kind, request):
+    # In S3 the two share nothing but the bucket (their AWS variables travel in the environment).
+    store = tmp_path / "features" if kind == "local" else f"{request.getfixturevalue('s3_uri')}/features"
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     argv = [sys.executable, "-m", "dgnode.cli", *extract_argv(mini_corpus, store)]
     runs = [subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]

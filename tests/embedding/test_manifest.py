@@ -60,7 +60,7 @@ def test_bad_manifests_name_the_file_and_the_problem(tmp_path):
     with pytest.raises(InputError, match=r"null values in required column\(s\): \{'speaker': 1\}"):
         read_manifest(path, ["text"])
     path = _write(tmp_path / "e.parquet", [{**ROW, "speaker_side": "middle"}])
-    with pytest.raises(InputError, match=r"speaker_side must be left or right, found \['middle'\]"):
+    with pytest.raises(InputError, match=r"speaker_side must be one of left, right, full, found \['middle'\]"):
         read_manifest(path, ["vision"])
     (tmp_path / "f.parquet").write_bytes(b"not parquet")
     with pytest.raises(InputError, match=rf"{tmp_path / 'f.parquet'}: not a readable Parquet file"):

@@ -11,6 +11,7 @@ import pytest
 
 from dgnode.command import run_command
 from dgnode.corpus import synth_media
+from dgnode.corpus.manifest import load_manifest
 from dgnode.embedding.cli import COMMANDS
 from dgnode.embedding.config import ExtractConfig
 from dgnode.embedding.pipeline import run_extraction
@@ -208,3 +209,36 @@ def test_cli_extract_and_its_errors(mini_corpus, tmp_path, capsys):
     assert main(["extract", "--manifest", str(mini_corpus.manifest_path), "--store", str(store), "--model", "tiny",
                  "--engine", "process"]) == 2
     assert f"{store}/metadata.json: existing feature store was made differently" in capsys.readouterr().err
+
+
+def test_meld_clips_extract_through_the_same_ray_pipeline(meld_release, meld_store, tmp_path):
+    """A generated mini-MELD release, scanned, on local Ray with the tiny model: one row per manifest
+    utterance that has a clip; the two without one (dia110_utt7, the corrupt dia125_utt3) are failure
+    rows of audio and vision, and a text-only run stores them too."""
+    store_path, summary = meld_store
+    manifest = load_manifest(meld_release.manifest_path)
+    with_clip = set(manifest.loc[manifest["video_path"].notna(), "utt_id"])
+    clipless = set(manifest["utt_id"]) - with_clip
+    assert clipless == {"dev_dia110_utt7", "train_dia125_utt3"}
+    store = FeatureStore.open(store_path)
+    stored = store.load()
+    assert sorted(stored.frame["utt_id"]) == sorted(with_clip) and len(stored.frame) == len(with_clip)
+    assert (summary.stored, summary.failed) == (len(with_clip), 2)
+    frame = stored.frame.set_index("utt_id")
+    keys = manifest.set_index("utt_id").loc[frame.index]
+    for column in ("dialog_id", "order", "speaker", "split"):
+        assert frame[column].tolist() == keys[column].tolist()
+    assert frame["label"].astype("Int64").tolist() == keys["label"].astype("Int64").tolist()
+    failures = store.load_failures()
+    assert sorted(zip(failures["utt_id"], failures["modality"])) == sorted(
+        (u, m) for u in clipless for m in ("audio", "vision"))
+    assert store.metadata.extra["dataset"] == "meld" and store.metadata.label_names[0] == "neutral"
+    # Audio from each clip's own track; frames of the overlong clips inside their 30-second cut.
+    provenance = store.read_provenance().drop_duplicates("utt_id", keep="last").set_index("utt_id")
+    assert set(provenance.loc[sorted(with_clip), "audio_source"]) == {"avi"}
+    for utt in ("test_dia38_utt4", "test_dia220_utt0"):
+        times = np.asarray(provenance.loc[utt, "frame_times"], dtype=float)
+        assert times.max() < 30.0 and keys.loc[utt, "end_s"] == 30.0
+    text_only = run_extraction(ExtractConfig(manifest=str(meld_release.manifest_path), store=str(tmp_path / "text"),
+                                             model="tiny", modalities=["text"], progress=False), engine="process")
+    assert (text_only.stored, text_only.failed) == (len(manifest), 0)

@@ -1,4 +1,5 @@
-"""Fixtures for the features stage: tiny hand-built feature stores with known values."""
+"""Fixtures for the features stage: tiny hand-built feature stores with known values, on the local
+disk or, where a test parametrises ``store_kind`` with ``"s3"``, in the test S3 server."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 
 from dgnode.features.store import FeatureStore, StoreMetadata
+from dgnode.storage import Location, resolve
 
 
 def build_rows(dialogues: list[dict], dims: dict[str, int]) -> pd.DataFrame:
@@ -37,14 +39,28 @@ def build_rows(dialogues: list[dict], dims: dict[str, int]) -> pd.DataFrame:
 
 
 @pytest.fixture
-def make_store(tmp_path: Path) -> Callable[..., FeatureStore]:
+def store_kind() -> str:
+    """Where stores are made: ``local`` unless a test parametrises it (``["local", "s3"]``)."""
+    return "local"
+
+
+@pytest.fixture
+def store_base(store_kind: str, tmp_path: Path, request) -> Location:
+    """A fresh folder (or ``s3://`` prefix in a fresh bucket) to make stores in."""
+    if store_kind == "s3":
+        return resolve(request.getfixturevalue("s3_uri"))
+    return resolve(tmp_path)
+
+
+@pytest.fixture
+def make_store(store_base: Location) -> Callable[..., FeatureStore]:
     """``make_store(dialogues, dims={"text": 4, "audio": 3}, label_names=[...])`` -> a written store."""
     counter = iter(range(1000))
 
     def make(dialogues: list[dict], dims: dict[str, int] | None = None, label_names: list[str] | None = None) -> FeatureStore:
         dims = dims or {"text": 4, "audio": 3}
         metadata = StoreMetadata(model="hand-built", dims=dims, label_names=label_names or ["a", "b", "c"], source="test")
-        store = FeatureStore.create(tmp_path / f"store{next(counter)}", metadata)
+        store = FeatureStore.create(store_base / f"store{next(counter)}", metadata)
         store.append(build_rows(dialogues, dims))
         return store
 

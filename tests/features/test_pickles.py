@@ -296,3 +296,83 @@ def test_cosmic_meld_eleven_tuple_keeps_emotion_labels(tmp_path):
     assert loaded.frame["label"].tolist() == [0, 6, 1, 6, 2, 6]
     assert loaded.frame["speaker"].tolist() == ["0", "1", "1", "2", "2", "3"]
     np.testing.assert_allclose(loaded.vectors["text"][:, 0], [15, 15, 16, 16, 17, 17])
+
+
+def _mmgcn_meld(dialogues: dict, train: list, test: list, dims=(6, 4, 2)) -> tuple:
+    """MMGCN's MELD 10-tuple over ``{dialogue number: (speaker indices, labels)}`` (one-hot speakers,
+    a sentiment table last)."""
+    eye = np.eye(9, dtype=np.float32)
+    ids, speakers, labels, text, audio, visual, sentences, sentiment = ({} for _ in range(8))
+    for dialog, (who, what) in dialogues.items():
+        n = len(what)
+        ids[dialog] = list(range(n))
+        speakers[dialog] = [list(eye[s]) for s in who]
+        labels[dialog] = list(what)
+        text[dialog], audio[dialog], visual[dialog] = (np.full((n, d), dialog + i / 10, np.float32) for i, d in enumerate(dims))
+        sentences[dialog], sentiment[dialog] = ["hi"] * n, [0] * n
+    return ids, speakers, labels, text, audio, visual, sentences, list(train), list(test), sentiment
+
+
+def test_a_file_without_valid_uses_the_standard_meld_dev_and_iemocap_valid_dialogues(tmp_path):
+    # MMGCN's MELD file lists the dev dialogues (1039-1152) among its training ones.
+    dialogues = {d: ([0, 1, 0], [0, 4, 6]) for d in (0, 1, 2, 1039, 1040, 1153)}
+    obj = _mmgcn_meld(dialogues, [0, 1, 2, 1039, 1040], [1153])
+    report = import_pickle(_dump(obj, tmp_path / "MELD_features_raw.pkl", protocol=2), "mmgcn", tmp_path / "m")
+    assert (report.valid_rule, report.carved_valid) == ("standard", ["1039", "1040"])
+    assert report.dialogues == {"train": 3, "valid": 2, "test": 1}
+    rows = dict(report.table_rows())
+    assert rows["valid split"].startswith("the standard meld validation dialogues (2, from dgnode/data/meld_structure.json)")
+    meta = FeatureStore.open(tmp_path / "m").metadata
+    assert meta.preprocessing["valid_standard"]["dialogues"] == ["1039", "1040"] and "valid_carve" not in meta.preprocessing
+    assert meta.extra["dataset"] == "meld"
+    # IEMOCAP: the structure file's 12 validation dialogues where the file's train list has them.
+    valid = json.loads((Path(__file__).resolve().parents[2] / "dgnode" / "data" / "iemocap_structure.json")
+                       .read_text())["splits"]["valid"]
+    tables = list(mmgcn_tuple())
+    for index in range(7):
+        tables[index] = {**tables[index], **{d: tables[index]["Ses01F_impro01"] for d in valid[:3]}}
+    tables[7] = [*TRAIN, *valid[:3]]
+    report = import_pickle(_dump(tuple(tables), tmp_path / "IEMOCAP_features.pkl"), "mmgcn", tmp_path / "i")
+    assert (report.valid_rule, report.carved_valid) == ("standard", sorted(valid[:3]))
+    assert report.dialogues == {"train": len(TRAIN), "valid": 3, "test": 2}
+
+
+@pytest.mark.slow
+def test_raw_meld_and_its_pickle_give_stores_with_the_same_contract(meld_release, meld_store, tmp_path):
+    """A store extracted from a raw MELD release and one imported from an MMGCN pickle of the same
+    dialogues name dialogues, splits, orders, labels and speakers alike."""
+    from dgnode.features.dataset import load_conversations
+    from dgnode.features.validation import row_schema
+
+    raw = FeatureStore.open(meld_store[0])
+    manifest = meld_release.scan.manifest
+    dialogues = {}
+    for dialog_id, group in manifest.groupby("dialog_id", sort=False):
+        first_seen = {name: rank for rank, name in enumerate(dict.fromkeys(group["speaker"]))}
+        dialogues[int(dialog_id)] = ([first_seen[s] for s in group["speaker"]], [int(x) for x in group["label"]])
+    split_of = dict(zip(manifest["dialog_id"].astype(int), manifest["split"]))
+    train = [d for d in dialogues if split_of[d] in ("train", "valid")]  # as MMGCN's file: dev inside train
+    test = [d for d in dialogues if split_of[d] == "test"]
+    report = import_pickle(_dump(_mmgcn_meld(dialogues, train, test), tmp_path / "meld.pkl", protocol=2), "mmgcn",
+                           tmp_path / "pickled")
+    assert report.valid_rule == "standard"
+    pickled = FeatureStore.open(tmp_path / "pickled")
+    key_fields = ("dialog_id", "utt_id", "order", "speaker", "label", "split")
+    assert [row_schema(raw.metadata).field(k) for k in key_fields] == [row_schema(pickled.metadata).field(k) for k in key_fields]
+    assert raw.metadata.label_names == pickled.metadata.label_names
+    assert raw.metadata.extra["dataset"] == pickled.metadata.extra["dataset"] == "meld"
+    a, b = raw.load().frame, pickled.load().frame
+    assert set(a["dialog_id"]) == set(b["dialog_id"])
+    assert dict(zip(a["dialog_id"], a["split"])) == dict(zip(b["dialog_id"], b["split"]))
+    # Row for row (the raw store lacks the two utterances without a clip; orders keep their place).
+    b_rows = b.set_index(["dialog_id", "order"])
+    for row in a.itertuples(index=False):
+        assert b_rows.loc[(row.dialog_id, row.order), "label"] == row.label
+    raw_data, pickled_data = load_conversations(raw), load_conversations(pickled)
+    assert raw_data.label_names == pickled_data.label_names
+    complete = {c.dialog_id for c in raw_data.conversations if len(c.utt_ids) == len(dialogues[int(c.dialog_id)][1])}
+    for c, d in zip(sorted(raw_data.conversations, key=lambda c: c.dialog_id),
+                    sorted(pickled_data.conversations, key=lambda c: c.dialog_id)):
+        assert c.dialog_id == d.dialog_id and c.split == d.split
+        if c.dialog_id in complete:
+            assert c.speakers.tolist() == d.speakers.tolist() and c.labels.tolist() == d.labels.tolist()

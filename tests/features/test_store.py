@@ -1,4 +1,5 @@
-"""The Parquet feature store contract: idempotent, crash-safe appends and exact reads."""
+"""The Parquet feature store contract: idempotent, crash-safe appends and exact reads, on the local
+disk and in S3."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import pytest
 
 from dgnode.errors import InputError
 from dgnode.features.store import FeatureStore, StoreMetadata
+
+pytestmark = pytest.mark.parametrize("store_kind", ["local", "s3"])
 
 
 def _rows(ids, dialog="Ses01F_impro01", split="train", dims=(4, 3)):
@@ -28,8 +31,8 @@ def _rows(ids, dialog="Ses01F_impro01", split="train", dims=(4, 3)):
 
 
 @pytest.fixture
-def store(tmp_path):
-    return FeatureStore.create(tmp_path / "store", StoreMetadata(model="tiny", dims={"text": 4, "audio": 3}, label_names=["a", "b"]))
+def store(store_base):
+    return FeatureStore.create(store_base / "store", StoreMetadata(model="tiny", dims={"text": 4, "audio": 3}, label_names=["a", "b"]))
 
 
 def test_append_is_idempotent_and_load_is_exact(store):
@@ -38,17 +41,20 @@ def test_append_is_idempotent_and_load_is_exact(store):
     assert store.append(rows) == 0
     assert store.append(_rows(["u0", "u1", "u2", "u3"])) == 1
     assert len(store) == 4 and len(store.part_paths()) == 2
+    rerun = FeatureStore.open(store.root)  # a re-run knows nothing but what is stored
+    assert rerun.append(_rows(["u0", "u1", "u2", "u3", "u4"])) == 1 and rerun.append(_rows(["u0"])) == 0
+    assert len(store) == 5 and len(rerun.part_paths()) == 3
     loaded = FeatureStore.open(store.root).load()
-    assert loaded.frame["utt_id"].tolist() == ["u0", "u1", "u2", "u3"]
-    assert loaded.frame["label"].isna().tolist() == [False, True, False, False]
+    assert loaded.frame["utt_id"].tolist() == ["u0", "u1", "u2", "u3", "u4"] and loaded.duplicates == 0
+    assert loaded.frame["label"].isna().tolist() == [False, True, False, False, False]
     np.testing.assert_array_equal(loaded.vectors["text"][:3], np.stack(rows["text"]))
-    assert loaded.vectors["audio"].dtype == np.float32 and loaded.vectors["audio"].shape == (4, 3)
+    assert loaded.vectors["audio"].dtype == np.float32 and loaded.vectors["audio"].shape == (5, 3)
 
 
 def test_half_written_parts_never_count(store):
     store.append(_rows(["u0"]))
-    (store.root / ".part-x.parquet.abc.tmp").write_bytes(b"PAR1 truncated")
-    assert store.stored_utt_ids() == {"u0"}
+    (store.root / ".part-x.parquet.abc.tmp").write_bytes(b"PAR1 truncated")  # a local temporary
+    assert FeatureStore.open(store.root).stored_utt_ids() == {"u0"}
 
 
 def test_incompatible_store_and_bad_rows_are_clear_errors(store):
@@ -75,14 +81,14 @@ def test_fingerprint_changes_with_content_and_failures_roundtrip(store):
     assert store.load_failures().empty
 
 
-def test_rows_made_with_other_settings_or_input_are_refused(tmp_path):
+def test_rows_made_with_other_settings_or_input_are_refused(store_base):
     def metadata(**changes):
         values = dict(model="tiny", dims={"text": 4}, label_names=["a", "b"], source="imagebind",
                       preprocessing={"crop": "speaker"}, extra={"pickle_sha256": "abc", "manifest": "m1"})
         values.update(changes)
         return StoreMetadata(**values)
 
-    root = tmp_path / "store"
+    root = store_base / "store"
     FeatureStore.create(root, metadata())
     FeatureStore.create(root, metadata(extra={"pickle_sha256": "abc", "manifest": "m2"}))  # not an identity key
     with pytest.raises(InputError, match=r"settings differ: crop \(store 'speaker', now 'full'\)"):

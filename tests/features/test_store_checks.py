@@ -1,11 +1,10 @@
 """A store checks itself on open: every part against metadata.json, from Parquet footers only;
-rows stored twice (by writers without the lock) are reported, not hidden."""
+rows stored twice (by writers without the lock) are reported, not hidden. On the local disk and in S3."""
 
 from __future__ import annotations
 
 import json
 import re
-import shutil
 
 import numpy as np
 import pyarrow as pa
@@ -16,8 +15,11 @@ from dgnode.command import run_command
 from dgnode.errors import InputError
 from dgnode.features.cli import COMMANDS
 from dgnode.features.dataset import load_conversations
+from dgnode.features.parts import read_part, write_part
 from dgnode.features.store import FeatureStore
 from dgnode.features.summary import describe_store
+
+pytestmark = pytest.mark.parametrize("store_kind", ["local", "s3"])
 
 DIALOGUES = [
     {"dialog_id": "d1", "split": "train", "speakers": ["A", "B", "A"], "labels": [0, 2, None]},
@@ -27,7 +29,7 @@ DIALOGUES = [
 
 def edit_metadata(store: FeatureStore, **changes) -> None:
     path = store.root / "metadata.json"
-    data = json.loads(path.read_text())
+    data = path.read_json()
     data.update(changes)
     path.write_text(json.dumps(data))
 
@@ -67,8 +69,7 @@ def test_metadata_that_disagrees_with_the_parts_is_one_error(make_store, changes
 
 def _rewrite_part(store: FeatureStore, change) -> None:
     (part,) = store.part_paths()
-    table = pq.read_table(part)
-    pq.write_table(change(table), part)
+    write_part(change(read_part(part)), part)
 
 
 def _cast(name: str, kind: pa.DataType):
@@ -102,7 +103,7 @@ def test_parts_with_other_types_or_values_are_refused(make_store, change, proble
 def test_labels_without_statistics_are_read_and_checked(make_store):
     store = make_store(DIALOGUES)
     (part,) = store.part_paths()
-    pq.write_table(pq.read_table(part), part, write_statistics=False)
+    part.write_with(lambda sink: pq.write_table(read_part(part), sink, write_statistics=False))
     FeatureStore.open(store.root)  # labels 0..2 fit three names
     edit_metadata(store, label_names=["a", "b"])
     with pytest.raises(InputError) as raised:
@@ -121,7 +122,7 @@ def test_an_unreadable_part_is_named(make_store):
 def test_checking_reads_footers_only(make_store, monkeypatch):
     store = make_store(DIALOGUES)
     for i in range(3):
-        shutil.copy(store.part_paths()[0], store.root / f"part-copy{i}.parquet")
+        (store.root / f"part-copy{i}.parquet").write_bytes(store.part_paths()[0].read_bytes())
 
     def no_data(*args, **kwargs):
         raise AssertionError("the check read row data")
@@ -136,7 +137,7 @@ def test_parts_added_after_open_are_checked_when_read(make_store):
     opened = FeatureStore.open(store.root)
     (part,) = store.part_paths()
     bad = store.root / "part-zzz.parquet"
-    pq.write_table(_cast("order", pa.int64())(pq.read_table(part)), bad)
+    write_part(_cast("order", pa.int64())(read_part(part)), bad)
     with pytest.raises(InputError, match=rf"^{re.escape(str(bad))}: disagrees with .*key column order is int64"):
         opened.load()
     with pytest.raises(InputError, match="key column order is int64"):
@@ -147,7 +148,7 @@ def test_rows_stored_twice_are_reported_not_hidden(make_store, capsys):
     store = make_store(DIALOGUES)
     (part,) = store.part_paths()
     # What two writers without the lock left: the same rows in a second part.
-    shutil.copy(part, store.root / "part-99999999999999-copy.parquet")
+    (store.root / "part-99999999999999-copy.parquet").write_bytes(part.read_bytes())
     loaded = FeatureStore.open(store.root).load()
     assert (len(loaded.frame), loaded.duplicates, len(store)) == (5, 5, 10)
     np.testing.assert_array_equal(loaded.vectors["text"], FeatureStore.open(store.root).load().vectors["text"])

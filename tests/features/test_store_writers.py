@@ -1,5 +1,6 @@
-"""Writers of one store: the lock (concurrent writers store each utterance once, stale locks are
-broken, live ones waited for), provenance committed with its rows, disk faults as one line."""
+"""Writers of one store: the lock (concurrent writers store each utterance once, locally and in S3;
+stale locks are broken, live ones waited for), provenance committed with its rows, disk faults as
+one line. The S3 side of the lock: tests/features/test_lock_s3.py."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from dgnode.errors import EnvironmentFault
 from dgnode.features import lock as lock_module
 from dgnode.features import store as store_module
 from dgnode.features.store import FeatureStore, StoreMetadata
+from dgnode.storage import Location
 
 REPO = Path(__file__).resolve().parents[2]
 DIMS = {"text": 4, "audio": 3}
@@ -41,8 +43,8 @@ def provenance(ids: list[str]) -> pa.Table:
 
 
 @pytest.fixture
-def store(tmp_path) -> FeatureStore:
-    return FeatureStore.create(tmp_path / "store", StoreMetadata(model="m", dims=DIMS, label_names=["a", "b"]))
+def store(store_base) -> FeatureStore:
+    return FeatureStore.create(store_base / "store", StoreMetadata(model="m", dims=DIMS, label_names=["a", "b"]))
 
 
 # -- two writers at once ---------------------------------------------------------------------------
@@ -53,11 +55,11 @@ WRITER = textwrap.dedent("""
     sys.path.insert(0, {tests!r})
     from features.test_store_writers import provenance, rows
     from dgnode.features.store import FeatureStore
-    root, name = Path(sys.argv[1]), sys.argv[2]
+    root, sync, name = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
     store = FeatureStore.open(root)
     known = store.stored_utt_ids()  # what an extraction knows when it starts, never re-read by it
-    (root.parent / f"ready-{{name}}").touch()
-    while not (root.parent / "go").exists():
+    (sync / f"ready-{{name}}").touch()
+    while not (sync / "go").exists():
         time.sleep(0.005)
     stored = 0
     ids = [f"u{{i:03d}}" for i in range(60)]
@@ -68,10 +70,14 @@ WRITER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.parametrize("store_kind", ["local", "s3"])
 def test_two_concurrent_writers_store_each_utterance_once(store, tmp_path):
+    """Two processes append the same 60 ids at once (each knowing only what was stored when it
+    started): each id is stored exactly once, none is lost, whether the store is a folder or in S3."""
     script = WRITER.format(tests=str(REPO / "tests"))
+    # The AWS variables of the test server travel in the environment, as on a cluster node.
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    writers = [subprocess.Popen([sys.executable, "-c", script, str(store.root), name], env=env,
+    writers = [subprocess.Popen([sys.executable, "-c", script, str(store.root), str(tmp_path), name], env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for name in ("a", "b")]
     try:
         deadline = time.monotonic() + 120
@@ -96,21 +102,23 @@ def test_two_concurrent_writers_store_each_utterance_once(store, tmp_path):
     prov = opened.read_provenance()
     assert len(prov) == 120 and set(prov["utt_id"]) == set(loaded.frame["utt_id"])
     assert not (store.root / lock_module.LOCK_FILE).exists()
+    assert [p.name for p in store.root.children(".*")] == []  # no lock, no temporary
 
 
 # -- the lock ---------------------------------------------------------------------------------------
 
-def write_lock(root: Path, **holder) -> Path:
+def write_lock(root: Location, **holder) -> Location:
     path = root / lock_module.LOCK_FILE
     path.write_text(json.dumps({"token": "t", "since": "then", **holder}))
     return path
 
 
+@pytest.mark.parametrize("store_kind", ["local", "s3"])
 def test_lock_of_a_dead_process_is_broken(store):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     write_lock(store.root, pid=int(dead.stdout), host=socket.gethostname(), started=1.0)
     assert store.append(rows(["u0", "u1"])) == 2
-    assert not (store.root / lock_module.LOCK_FILE).exists() and not list(store.root.glob(".writer.lock*"))
+    assert not store.root.children(".writer.lock*")
 
 
 def test_temporaries_of_a_killed_writer_are_removed_by_the_next(store):
@@ -133,6 +141,7 @@ def test_a_file_given_as_the_store_is_bad_input(tmp_path):
         FeatureStore.create(tmp_path / "file", StoreMetadata(model="m", dims=DIMS, label_names=["a"]))
 
 
+@pytest.mark.parametrize("store_kind", ["local", "s3"])
 def test_lock_of_a_reused_pid_is_broken(store):
     # This process is alive, but started long after the recorded start time: another process now.
     write_lock(store.root, pid=os.getppid(), host=socket.gethostname(), started=1.0)
@@ -171,13 +180,13 @@ def test_other_hosts_lock_is_stale_after_the_lease_and_an_empty_one_after_grace(
     with pytest.raises(EnvironmentFault, match=f"being written by pid 999999999 on {where['host']}"):
         store.append(rows(["u0"]))
     old = time.time() - lock_module.LEASE - 5
-    os.utime(path, (old, old))
+    os.utime(path.local_path(), (old, old))
     assert store.append(rows(["u0"])) == 1
     path.write_bytes(b"")
     with pytest.raises(EnvironmentFault, match=r"being written by pid \? on \?"):
         store.append(rows(["u1"]))
     old = time.time() - lock_module.GRACE - 5
-    os.utime(path, (old, old))
+    os.utime(path.local_path(), (old, old))
     assert store.append(rows(["u1"])) == 1
 
 
@@ -194,10 +203,10 @@ def test_lock_is_reentrant_and_a_lock_this_process_left_is_stale(store):
 
 # -- faults while writing ---------------------------------------------------------------------------
 
-def fail_writes(monkeypatch, code: int, after: int, where: str = "") -> list[Path]:
+def fail_writes(monkeypatch, code: int, after: int, where: str = "") -> list[Location]:
     """Make every Parquet write into a path containing ``where`` fail with ``code`` after ``after`` succeed."""
     real = store_module._atomic_write_parquet
-    written: list[Path] = []
+    written: list[Location] = []
 
     def flaky(table, path):
         if where in str(path):
@@ -224,7 +233,7 @@ def test_a_refused_write_is_one_line_and_keeps_what_was_stored(store, monkeypatc
         f".parquet ({advice}, then run the same command again; everything stored before is kept and is not redone")
     assert raised.value.exit_code == 1
     assert FeatureStore.open(store.root).stored_utt_ids() == {"u0", "u1"}
-    assert not [p for p in store.root.rglob("*") if p.name.startswith(".") and p.is_file()]  # no temporary, no lock
+    assert not [p for p in store.root.local_path().rglob("*") if p.name.startswith(".") and p.is_file()]  # no temporary, no lock
 
 
 def test_provenance_is_committed_with_its_rows(store, monkeypatch):
@@ -239,15 +248,15 @@ def test_provenance_is_committed_with_its_rows(store, monkeypatch):
     assert resumed.append(rows(["u0", "u1", "u2", "u3"]), provenance=provenance(["u2", "u3"])) == 2
     stored = resumed.stored_utt_ids()
     assert stored == {"u0", "u1", "u2", "u3"} and set(resumed.read_provenance()["utt_id"]) == stored
-    names = {p.name for p in store.root.glob("part-*.parquet")}
-    assert names <= {p.name for p in (store.root / "provenance").glob("part-*.parquet")}
+    names = {p.name for p in store.root.children("part-*.parquet")}
+    assert names <= {p.name for p in (store.root / "provenance").children("part-*.parquet")}
 
 
 def test_creating_a_store_on_a_read_only_path_is_one_line(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise OSError(errno.EROFS, os.strerror(errno.EROFS))
 
-    monkeypatch.setattr(Path, "mkdir", refuse)
+    monkeypatch.setattr(Location, "mkdir", refuse)
     with pytest.raises(EnvironmentFault) as raised:
         FeatureStore.create(tmp_path / "new", StoreMetadata(model="m", dims=DIMS, label_names=["a"]))
     assert str(raised.value) == (f"{tmp_path / 'new'}: cannot write the store folder (Read-only file system): make it "

@@ -64,3 +64,52 @@ def test_a_local_ray_without_authentication_is_refused(monkeypatch):
     with pytest.raises(DgnodeError, match="RAY_AUTH_MODE=disabled: dgnode does not start a Ray"):
         with ray_session():
             pass
+
+
+HOLDER = textwrap.dedent('''
+    import os, time
+    import psutil
+    from dgnode.ray_session import ray_session
+
+    os.environ.pop("RAY_ADDRESS", None)
+    with ray_session(dashboard=True):
+        family = [p.pid for p in psutil.Process().children(recursive=True)]
+        print(" ".join(map(str, family)), flush=True)
+        time.sleep(600)
+''')
+
+
+@pytest.mark.slow
+def test_nothing_of_a_killed_drivers_ray_keeps_running(tmp_path):
+    """SIGKILL the driver of a dgnode-started Ray (dashboard, agents): every process it started,
+    the agents included, is gone within seconds, so nothing keeps listening."""
+    import os
+    import signal
+    import time
+
+    import psutil
+
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER], stdout=subprocess.PIPE, text=True, cwd=tmp_path,
+                              env={k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"})
+    try:
+        line = holder.stdout.readline()
+        assert line.strip(), "the driver printed no processes"
+        time.sleep(3)  # the raylet starts its agents after the driver connects
+        family = {int(pid) for pid in line.split()}
+        family |= {child.pid for pid in family if psutil.pid_exists(pid)
+                   for child in psutil.Process(pid).children(recursive=True)}
+        assert len(family) >= 4, family
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=30)
+    deadline = time.monotonic() + 20
+    alive = family
+    while time.monotonic() < deadline:
+        alive = {pid for pid in family if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE}
+        if not alive:
+            break
+        time.sleep(0.5)
+    for pid in alive:  # end what we started, then fail
+        with __import__("contextlib").suppress(psutil.Error):
+            psutil.Process(pid).kill()
+    assert not alive, [psutil.Process(p).cmdline()[:3] for p in alive if psutil.pid_exists(p)]

@@ -27,7 +27,7 @@ SILENCED = (
     "Configuration for experiment", "tensorboard", "A new study created", "Token authentication",
     "Creating initial MLflow database tables", "Saving pytorch model by Pickle", "Progress bars disabled",
     "Starting execution of Dataset", "Failed to fetch metrics", "SetuptoolsDeprecationWarning",
-    "Downloading artifacts",
+    "Downloading artifacts", "Successfully registered model", "Created version", "Editable installation",
 )
 
 

@@ -131,3 +131,6 @@ def test_pipeline_job_runs_to_success_on_a_local_head(ray_head, repo_root, tmp_p
     assert len(children) >= 2
     assert all(r.info.status in ("FINISHED", "FAILED", "KILLED") for r in runs)
     assert any("valid_wf1" in r.data.metrics for r in children)
+    # The extraction's counts are on the search's parent run (a local corpus: nothing fetched).
+    parent = client.get_run(result["parent_run_id"]).data.metrics
+    assert parent["extract.stored"] == len(manifest) and parent["extract.fetched_bytes"] == 0

@@ -146,3 +146,19 @@ def test_unreadable_wav_and_video_fail_naming_both(tmp_path):
     assert f"{broken_avi}: audio fallback failed" in message
     with pytest.raises(ValueError, match="no video to fall back to"):
         load_utterance_audio(str(tmp_path / "none.wav"), None, 0.0, 1.0)
+
+
+def test_an_mp4_audio_track_is_decoded_over_the_span_only(tmp_path):
+    """MELD's clips: AAC in MP4. A span read equals the same samples of the whole track."""
+    from dgnode.corpus.meld_synth_media import write_clip
+
+    clip = tmp_path / "clip.mp4"
+    write_clip(clip, 12.0, 12.0, 2, 0, 200.0, None, np.random.default_rng(1))
+    whole = read_video_audio(clip, 0.0, 12.0)
+    span = read_video_audio(clip, 7.25, 9.5)
+    assert span.shape == (36000,) and whole.shape == (192000,)
+    np.testing.assert_allclose(span, whole[116000:152000], atol=1e-6)
+    segment = load_utterance_audio(None, str(clip), 7.25, 9.5)
+    assert segment.source == "avi" and segment.notes == []  # no wav expected: nothing to explain
+    with pytest.raises(ValueError, match=r"audio track has 12\.\d+ s; segment \[20\.000, 21\.000\] s is outside it"):
+        read_video_audio(clip, 20.0, 21.0)

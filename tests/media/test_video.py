@@ -111,9 +111,11 @@ def test_full_crop_keeps_both_halves(dialogue):
 
 
 def test_speaker_crop_needs_a_side():
-    with pytest.raises(ValueError, match="speaker_side must be 'left' or 'right'"):
+    with pytest.raises(ValueError, match="speaker_side must be 'left', 'right' or 'full'"):
         crop_speaker(np.zeros((1, 480, 720, 3), np.uint8), None)
     assert crop_speaker(np.zeros((1, 480, 720, 3), np.uint8), "right").shape == (1, 480, 360, 3)
+    # MELD: one clip per utterance, several people in the shot: the whole frame is kept.
+    assert crop_speaker(np.zeros((1, 252, 448, 3), np.uint8), "full").shape == (1, 252, 448, 3)
 
 
 def _imagebind_reference(frames: np.ndarray) -> torch.Tensor:

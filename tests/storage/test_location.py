@@ -48,6 +48,21 @@ def test_parquet_round_trip_and_download(root, tmp_path):
     assert pq.read_table(local).equals(table)
 
 
+def test_a_writer_that_raises_leaves_no_object(root):
+    """pyarrow's S3 output stream publishes what was written when closed, also after an error:
+    ``write_with`` must never let half an object appear under the final name."""
+    (root / "keep.bin").write_bytes(b"old")
+
+    def half(sink):  # a file object on S3, a temporary's path locally
+        pq.write_table(pa.table({"utt_id": ["a"]}), sink)
+        raise RuntimeError("the writer died before it was done")
+
+    for name in ("new.parquet", "keep.bin"):
+        with pytest.raises(RuntimeError):
+            (root / name).write_with(half)
+    assert [c.name for c in root.children("*")] == ["keep.bin"] and (root / "keep.bin").read_bytes() == b"old"
+
+
 def test_exclusive_create_is_won_once(root):
     lock = root / ".lock"
     assert create_exclusive(lock, b"one")

@@ -48,9 +48,9 @@ def changed_copy(store, target, drop_dialogues: set[str]):
     ``drop_dialogues`` is removed, the other written with its rows in reverse order."""
     shutil.copytree(store, target)
     parts = FeatureStore.open(target).part_paths()
-    table = pa.concat_tables([pq.read_table(p) for p in parts])
+    table = pa.concat_tables([pq.read_table(p.local_path()) for p in parts])
     for part in parts:
-        part.unlink()
+        part.delete()
     keep = np.array([d not in drop_dialogues for d in table.column("dialog_id").to_pylist()])
     kept = table.filter(pa.array(keep)).take(pa.array(np.arange(int(keep.sum()))[::-1]))
     pq.write_table(kept, target / "part-00000000000000-kept.parquet")

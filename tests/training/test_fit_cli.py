@@ -74,7 +74,7 @@ def test_unknown_config_key_is_a_one_line_error(small_store, tmp_path, capsys):
 
 def test_missing_store_and_missing_run_are_clear_errors(tmp_path, capsys):
     code, _, err = run_cli(["train", "--data.store", str(tmp_path / "nope"), "--out", str(tmp_path / "o")], capsys)
-    assert code == 2 and "feature store directory not found" in err and "nope" in err
+    assert code == 2 and "not a feature store: metadata.json is missing" in err and "nope" in err
     code, _, err = run_cli(["evaluate", "--run", str(tmp_path)], capsys)
     assert code == 2 and "not a finished run: config.yaml is missing" in err
 
@@ -89,3 +89,46 @@ def test_a_baseline_run_shows_no_dgode_paper_numbers(small_store, repo_root, tmp
     assert code == 0 and json.loads(lines[-1])["model"] == "mlp"
     assert not any("DGODE paper" in line for line in lines)
     assert json.loads((out / "report.json").read_text())["paper_reference"] is None
+
+
+@pytest.mark.slow
+def test_train_on_a_store_extracted_from_raw_meld(meld_release, meld_store, repo_root, tmp_path, capsys):
+    """`dgnode train` with configs/dgode_meld.yaml (the paper's lr 5e-6 and batch 8) on the tiny-model
+    features of a generated MELD release: 7 classes in the paper's MELD column order, multi-party
+    speakers indexed by first appearance, the paper's MELD row (weighted F1 only)."""
+    from dgnode.features.dataset import load_conversations
+
+    store, _ = meld_store
+    out = tmp_path / "meld-run"
+    code, lines, _ = run_cli(
+        ["train", "--data.store", str(store), "--config", str(repo_root / "configs" / "dgode_meld.yaml"),
+         "--model.hidden=16", "--model.ode.method=rk4", "--model.ode.step_size=0.5", "--train.epochs=2",
+         "--report.tsne_points=0", "--out", str(out), "--progress=false"],
+        capsys,
+    )
+    assert code == 0
+    final = json.loads(lines[-1])
+    assert list(final["test_per_class_f1"]) == ["neutral", "surprise", "fear", "sadness", "joy", "disgust", "anger"]
+    table = next(line for line in lines if "DGODE paper" in line)
+    assert "67.2" in table
+    report = json.loads((out / "report.json").read_text())
+    assert report["paper_reference"] == {"source": report["paper_reference"]["source"], "per_class_f1": {},
+                                         "weighted_f1": 67.2}
+    summary = meld_release.summary
+    assert report["data"]["dialogues"] == {s: sum(d.split == m for d in summary.dialogues)
+                                           for s, m in (("train", "train"), ("valid", "dev"), ("test", "test"))}
+    config = load_train_config(out / "config.yaml")
+    assert (config.optim.lr, config.train.batch_size) == (5e-6, 8)
+    # Speakers are indices of first appearance in each dialogue, however many take part.
+    data = load_conversations(store)
+    for conversation in data.conversations:
+        names = [_speaker_of(summary, u) for u in conversation.utt_ids]
+        ranks = {name: rank for rank, name in enumerate(dict.fromkeys(names))}
+        assert conversation.speakers.tolist() == [ranks[n] for n in names]
+    assert data.num_speakers == max(len(set(_speaker_of(summary, u) for u in c.utt_ids)) for c in data.conversations)
+
+
+def _speaker_of(summary, utt_id: str) -> str:
+    split, dialogue, utterance = utt_id.split("_")
+    return next(u.speaker for d in summary.dialogues if d.split == split and d.dialogue == int(dialogue[3:])
+                for u in d.utterances if u.utterance == int(utterance[3:]))

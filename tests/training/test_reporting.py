@@ -43,11 +43,19 @@ def test_paper_reference_matches_iemocap_labels_in_any_spelling():
     assert reference["per_class_f1"] == {"hap": 71.8, "sad": 71.0, "neu": 74.9, "ang": 55.7, "exc": 78.6, "fru": 75.2}
     assert reference["weighted_f1"] == 72.8
     assert paper_reference(["excited", "happy", "sad", "neutral", "angry", "frustrated"])["per_class_f1"]["excited"] == 78.6
-    assert paper_reference(["neutral", "surprise", "fear", "sadness", "joy", "disgust", "anger"]) is None
     assert paper_reference(["hap", "sad", "neu", "ang"]) is None
 
 
-def test_metrics_table_has_paper_row_only_for_iemocap():
+def test_paper_reference_for_meld_has_the_weighted_f1_and_no_invented_class_numbers():
+    meld = ["neutral", "surprise", "fear", "sadness", "joy", "disgust", "anger"]
+    reference = paper_reference(meld)
+    assert reference["weighted_f1"] == 67.2 and reference["per_class_f1"] == {}
+    assert paper_reference(list(reversed(meld)))["weighted_f1"] == 67.2
+    assert paper_reference(meld[:6]) is None and paper_reference(meld, model="mlp") is None
+    assert paper_reference(["neutral", "positive", "negative"]) is None  # sentiment3: no paper numbers
+
+
+def test_metrics_table_has_paper_row_only_for_iemocap_and_meld():
     from rich.console import Console
 
     def render(names):
@@ -60,6 +68,14 @@ def test_metrics_table_has_paper_row_only_for_iemocap():
     iemocap = render(["hap", "sad", "neu", "ang", "exc", "fru"])
     assert "DGODE paper" in iemocap and "72.8" in iemocap and "frustrated" in iemocap and "12.5" in iemocap
     assert "DGODE paper" not in render(["x", "y"])
+    meld = render(["neutral", "surprise", "fear", "sadness", "joy", "disgust", "anger"])
+    paper = next(line for line in meld.splitlines() if "DGODE paper" in line)
+    cells = [cell.strip() for cell in paper.split("│")[1:-1]]
+    assert cells == ["DGODE paper", *["-"] * 7, "", "67.2"]  # no per-class numbers are invented
+    # The paper's MELD column order: neutral, surprise, fear, sadness, joy, disgust, anger.
+    header = next(line for line in meld.splitlines() if "neutral" in line)
+    assert [header.index(n) for n in ("neutral", "surprise", "fear", "sadness", "joy", "disgust", "anger")] == sorted(
+        header.index(n) for n in ("neutral", "surprise", "fear", "sadness", "joy", "disgust", "anger"))
 
 
 def test_the_paper_row_is_only_for_dgode_runs():

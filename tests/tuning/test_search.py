@@ -336,3 +336,31 @@ def test_a_search_killed_at_any_point_resumes_to_every_trial_once(ray_local, mlf
     assert len(client.search_model_versions(f"name='{experiment}'")) == 1
     summary = json.loads((out / "summary.json").read_text())
     assert not summary["interrupted"] and summary["model_version"] == "1"
+
+
+@pytest.mark.slow
+def test_tune_on_a_store_extracted_from_raw_meld(ray_local, meld_store, repo_root, tmp_path, capsys):
+    """`dgnode tune` over the paper's MELD config on the tiny-model features of a generated MELD
+    release: two trials, the best tested once, MLflow in a local sqlite file."""
+    store, _ = meld_store
+    space = tmp_path / "space.yaml"
+    space.write_text("params:\n  optim.lr: {loguniform: [1.0e-4, 1.0e-2]}\n")
+    overrides = {key: value for key, value in TINY_OVERRIDES.items() if not key.startswith(("optim.", "train.batch"))}
+    code = main(["tune", "--data.store", str(store), "--config", str(repo_root / "configs" / "dgode_meld.yaml"),
+                 *as_flags(overrides), "--space", str(space), "--trials", "2", "--epochs", "2", "--max_concurrent", "1",
+                 "--tracking_uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "--experiment", "meld-tune",
+                 "--out", str(tmp_path / "out"), "--progress=false"])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("meld-tune")
+    runs = client.search_runs([experiment.experiment_id], max_results=50)
+    trials = [r for r in runs if r.data.tags.get("dgnode.run_kind") == "trial"]
+    assert len(trials) == 2 and all(r.info.status == "FINISHED" for r in trials)
+    assert all(r.data.params.get("train.batch_size") == "8" for r in trials)
+    tested = next(r for r in runs if r.info.run_name == "best-on-test")
+    assert {f"test_f1.{name}" for name in ("neutral", "surprise", "fear", "sadness", "joy", "disgust", "anger")} <= set(
+        tested.data.metrics)
