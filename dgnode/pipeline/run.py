@@ -121,13 +121,14 @@ class PipelineConfig:
 
 @dataclass
 class PipelineResult:
-    """Where each stage wrote (absolute local paths or ``s3://`` URIs) and what it found."""
+    """Where each stage wrote (a ``Path`` under a local workdir, an ``s3://`` URI under a remote
+    one) and what it found."""
 
-    workdir: str
-    corpus_root: str
-    manifest: str
-    store: str
-    search_dir: str
+    workdir: Path | str
+    corpus_root: Path | str
+    manifest: Path | str
+    store: Path | str
+    search_dir: Path | str
     tracking_uri: str
     stage_seconds: dict[str, float]
     scan: dict[str, Any]
@@ -203,7 +204,7 @@ def run_pipeline(config: PipelineConfig, progress: bool = True) -> PipelineResul
         generated = workdir / f"corpus{suffix}"
         with timed("synth corpus"):
             _synthesize(generated, synth, progress)
-        corpus_root = generated.uri if generated.is_remote else generated.local_path()
+        corpus_root = _as_given(generated)
 
     with timed("scan"):
         # A second or two (MELD: probing each clip's header): no bar.
@@ -215,7 +216,7 @@ def run_pipeline(config: PipelineConfig, progress: bool = True) -> PipelineResul
 
     # Under `ray job submit` RAY_ADDRESS names the job's cluster; a local Ray starts otherwise.
     with ray_session(config.address):
-        store = (workdir / f"features-{model}{suffix}").uri
+        store = _as_given(workdir / f"features-{model}{suffix}")
         with timed("extract"):
             # The bar is drawn here, from the batches as they are written (the stage's own is off).
             bar = progress_bar(total=len(scan.manifest), desc="extract", unit="utt", enabled=progress)
@@ -249,11 +250,11 @@ def run_pipeline(config: PipelineConfig, progress: bool = True) -> PipelineResul
 
     label_names = list(scan.label_names)
     return PipelineResult(
-        workdir=workdir.uri,
-        corpus_root=str(corpus_root),
-        manifest=str(paths["manifest"]),
+        workdir=_as_given(workdir),
+        corpus_root=corpus_root,
+        manifest=_as_given(resolve(paths["manifest"])),
         store=store,
-        search_dir=search_dir.uri,
+        search_dir=_as_given(search_dir),
         tracking_uri=tracking_uri,
         stage_seconds=timings,
         scan=scan.summary(),
@@ -277,6 +278,11 @@ def _log_extraction(tracking_uri: str, outcome: Any, extraction: Any) -> None:
 
 def _say(message: str) -> None:
     print(message, flush=True)
+
+
+def _as_given(location: Any) -> Path | str:
+    """A local location as the ``Path`` the stages always took, a remote one as its URI."""
+    return location.uri if location.is_remote else location.local_path()
 
 
 def _synthesize(corpus_root: Any, synth: SynthConfig, progress: bool) -> None:

@@ -1,6 +1,7 @@
-"""Ray Train with its storage in a real S3 server (SeaweedFS): checkpoints go to the bucket, and a
-worker killed mid-run (as with its node) makes Ray Train restart the worker group from the last
-checkpoint in S3, not from scratch; the run is tracked and its model registered."""
+"""Ray Train with its store and storage in a real S3 server (SeaweedFS): every worker reads the store
+by its URI, checkpoints go to the bucket, and a worker killed mid-run (as with its node) makes Ray
+Train restart the worker group from the last checkpoint in S3, not from scratch; the run is
+tracked and its model registered."""
 
 from __future__ import annotations
 
@@ -26,9 +27,10 @@ def test_a_worker_lost_mid_run_resumes_from_the_checkpoint_in_s3(s3_ray_head, s3
     from dgnode.storage import resolve
 
     epochs = 6
-    storage = f"{s3_uri}/train"
+    storage, store = f"{s3_uri}/train", f"{s3_uri}/store"
+    s3_server.upload(tiny_synthetic_store, *split_uri(store))
     tracking = f"sqlite:///{tmp_path}/mlflow.db"
-    command = [sys.executable, "-m", "dgnode.cli", "train-ray", "--data.store", str(tiny_synthetic_store),
+    command = [sys.executable, "-m", "dgnode.cli", "train-ray", "--data.store", store,
                *as_flags({**TINY_OVERRIDES, "train.epochs": epochs}), "--num_workers", "2", "--storage_path", storage,
                "--name", "lost", "--max_failures", "1", "--tracking_uri", tracking, "--experiment", "train-s3"]
     env = {**s3_ray_head.driver_env(), "PYTHONPATH": os.pathsep.join(sys.path)}
@@ -69,7 +71,7 @@ def test_a_worker_lost_mid_run_resumes_from_the_checkpoint_in_s3(s3_ray_head, s3
     assert final[:len(before)] == before
     client = MlflowClient(tracking)
     (run,) = client.search_runs([client.get_experiment_by_name("train-s3").experiment_id])
-    assert run.info.status == "FINISHED" and run.data.tags["dgnode.store_path"] == str(tiny_synthetic_store)
+    assert run.info.status == "FINISHED" and run.data.tags["dgnode.store_path"] == store
     assert [v.run_id for v in client.search_model_versions("name='train-s3'")] == [run.info.run_id]
     logged = client.download_artifacts(run.info.run_id, "history.json", str(tmp_path))
     assert json.loads(Path(logged).read_text())["history"] == final

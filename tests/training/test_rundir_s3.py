@@ -68,13 +68,14 @@ def test_a_damaged_checkpoint_in_s3_is_one_error_naming_its_uri(s3_uri):
 
 
 def test_train_and_evaluate_a_run_in_s3(s3_uri, s3_server, tiny_synthetic_store, tmp_path, monkeypatch, capsys):
-    """The run directory, its figures and a re-evaluation are objects in the bucket; the working
-    directory stays empty."""
+    """With the store in S3 too: the run directory, its figures and a re-evaluation are objects in
+    the bucket; the working directory stays empty."""
     monkeypatch.chdir(tmp_path)
-    out = f"{s3_uri}/runs/tiny"
+    out, store = f"{s3_uri}/runs/tiny", f"{s3_uri}/store"
+    s3_server.upload(tiny_synthetic_store, *split_uri(store))
     flags = ["--model.hidden=16", "--train.batch_size=4", "--train.epochs=2", "--model.ode.method=rk4",
              "--model.ode.step_size=0.5", "--report.tsne_points=0", "--progress=false"]
-    assert run_command(COMMANDS, ["train", "--data.store", str(tiny_synthetic_store), "--out", out, *flags]) == 0
+    assert run_command(COMMANDS, ["train", "--data.store", store, "--out", out, *flags]) == 0
     final = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert final["out_dir"] == out and final["epochs_run"] == 2
 
@@ -86,6 +87,7 @@ def test_train_and_evaluate_a_run_in_s3(s3_uri, s3_server, tiny_synthetic_store,
         assert client.get_object(Bucket=bucket, Key=f"{prefix}/{name}")["Body"].read()[:8] == PNG
     report = json.loads(client.get_object(Bucket=bucket, Key=f"{prefix}/report.json")["Body"].read())
     assert report["out_dir"] == out and report["test"]["weighted_f1"] == final["test_weighted_f1"]
+    assert report["data"]["store"] == store
     best = torch.load(io.BytesIO(client.get_object(Bucket=bucket, Key=f"{prefix}/best.pt")["Body"].read()),
                       weights_only=True)
     assert best["best_epoch"] == report["best_epoch"]

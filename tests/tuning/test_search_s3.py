@@ -1,7 +1,7 @@
-"""A search whose directory is an s3:// prefix in a real S3 server (SeaweedFS): bad locations are one
-clear error before any work; a trial whose actor is lost resumes from its checkpoint in S3; a
-driver killed mid-search resumes from S3 alone, to every trial finished once; no credential is in
-any object the search wrote."""
+"""A search whose directory and feature store are s3:// prefixes in a real S3 server (SeaweedFS):
+bad locations are one clear error before any work; a trial whose actor is lost resumes from its
+checkpoint in S3; a driver killed mid-search resumes from S3 alone, to every trial finished once;
+no credential is in any object the search wrote."""
 
 from __future__ import annotations
 
@@ -75,7 +75,8 @@ def test_search_in_s3_survives_a_lost_trial_and_a_killed_driver(s3_ray_head, s3_
     from dgnode.storage import resolve
 
     trials, epochs = 3, 5
-    out = f"{s3_uri}/search"
+    out, store = f"{s3_uri}/search", f"{s3_uri}/store"
+    s3_server.upload(tiny_store, *split_uri(store))
     tracking = f"sqlite:///{tmp_path}/mlflow.db"
     space = tmp_path / "space.yaml"
     space.write_text("params:\n  optim.lr: {loguniform: [1.0e-3, 3.0e-2]}\n")
@@ -83,7 +84,7 @@ def test_search_in_s3_survives_a_lost_trial_and_a_killed_driver(s3_ray_head, s3_
     first_dir, later_dir = tmp_path / "first", tmp_path / "later"
     first_dir.mkdir()
     later_dir.mkdir()
-    command = _tune("--data.store", str(tiny_store), "--space", str(space), "--trials", str(trials), "--epochs",
+    command = _tune("--data.store", store, "--space", str(space), "--trials", str(trials), "--epochs",
                     str(epochs), "--max_concurrent", "1", "--grace_period", str(epochs), "--max_failures", "1",
                     "--experiment", "tune-s3", "--tracking_uri", tracking, "--out", out, *as_flags(TINY_OVERRIDES))
     with open(tmp_path / "first.log", "wb") as log:
@@ -156,6 +157,7 @@ def test_search_in_s3_survives_a_lost_trial_and_a_killed_driver(s3_ray_head, s3_
     assert "The actor died unexpectedly" in s3_server.client().get_object(Bucket=bucket, Key=errors[0])["Body"].read().decode()
     runs = client.search_runs([record["experiment_id"]], filter_string=f"tags.`mlflow.parentRunId` = '{record['parent_run_id']}'")
     trial_runs = [r for r in runs if r.data.tags.get("dgnode.run_kind") == "trial"]
+    assert {r.data.tags["dgnode.store_path"] for r in trial_runs} == {store}
     assert not [r for r in runs if r.info.status == "RUNNING"]
     for trial in summary["trials"]:  # one run per trial of the search, finished
         assert [r.info.status for r in trial_runs if r.data.tags["dgnode.trial_id"] == trial["trial_id"]] == ["FINISHED"]
