@@ -7,7 +7,8 @@ same run:
 * ``baseline``: one uninterrupted search (``--trials`` x ``--epochs``);
 * ``kills``: ``--kills`` times, a fresh search directory and experiment; the search's driver (its
   whole process group) SIGKILLed after a delay drawn uniformly from ``[0, baseline seconds)``
-  (seeded), then ``dgnode tune --resume`` until it exits 0 (at most ``--max-resumes``). Per kill:
+  (seeded), then ``dgnode tune --resume`` until it exits 0 (at most ``--max-resumes``; killed
+  before the search was recorded, the same command again, as its error line says). Per kill:
   trials **lost** (fewer finished trials than asked), trials **duplicated** (a trial id with more
   than one MLflow trial run, or more trial runs than trials), MLflow runs left RUNNING or KILLED,
   final test runs and model versions registered (each must be exactly 1), and the time of the killed run plus the resumes
@@ -120,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import ray
 
+    from dgnode.tuning.search import SEARCH_RECORD
+
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory(prefix="dgnode-faults-search-") as work:
         work_dir = Path(work)
@@ -145,7 +148,11 @@ def main(argv: list[str] | None = None) -> int:
                                      env, kill_after=delay)
                 resumes, resume_s = 0, 0.0
                 while code != 0 and resumes < args.max_resumes:
-                    seconds, code = run(tune_command(out, tracking), env)
+                    # What the error line tells a user: killed before the search was recorded,
+                    # run the same command again; after, --resume.
+                    again = (tune_command(out, tracking) if (out / SEARCH_RECORD).exists() else
+                             tune_command(out, tracking, store, space, experiment, args.trials, args.epochs))
+                    seconds, code = run(again, env)
                     resumes, resume_s = resumes + 1, resume_s + seconds
                 after = inspect(tracking, experiment, args.trials)
                 kills.append({"kill_at_s": round(delay, 2), "ended_before_the_kill": resumes == 0,

@@ -77,7 +77,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     """The mapping in a YAML file; a missing, non-UTF-8 or malformed file, a top level that is not
     a mapping and a key given twice are :class:`ConfigError` naming the file (and line)."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = _read_text(path)
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except UnicodeDecodeError as error:
@@ -140,8 +140,21 @@ def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def dump_yaml(config: Any, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False), encoding="utf-8")
+def dump_yaml(config: Any, path: Any) -> None:
+    """Write ``config`` as YAML to a local path or an ``s3://`` URI (atomically, either way)."""
+    from dgnode.storage import resolve
+
+    resolve(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+
+
+def _read_text(path: Any) -> str:
+    # Configs and search spaces may live beside the runs in object storage (a resumed search
+    # reads its copy of the space from there); local files are read as before.
+    if str(path).startswith("s3://") or not isinstance(path, (str, Path)):
+        from dgnode.storage import resolve
+
+        return resolve(path).read_text()
+    return Path(path).read_text(encoding="utf-8")
 
 
 # -- internals ---------------------------------------------------------------------------------

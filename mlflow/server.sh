@@ -2,11 +2,16 @@
 # Start an MLflow tracking server in the background and write its PID file.
 #
 # Local default: SQLite backend + local artifact directory, bound to 127.0.0.1.
-# Cluster: point the backend at PostgreSQL and the artifacts at an S3-compatible store through
-# the environment (see mlflow/README.md); nothing secret lives in this repository.
+# Cluster (cluster.yaml's head): SQLite (or PostgreSQL) on the head, artifacts in S3
+# (MLFLOW_ARTIFACTS_DESTINATION=s3://...), bound to 127.0.0.1 or the head's private address, never
+# to every interface; see mlflow/README.md. Nothing secret lives in this repository.
+#
+# The server proxies artifacts (--serve-artifacts): clients upload and download them through it,
+# so only the server needs S3 credentials (from the AWS environment, a profile or the instance's
+# IAM role, read by boto3); clients need only MLFLOW_TRACKING_URI.
 #
 # Environment (all optional):
-#   MLFLOW_HOST                    interface to bind            (default 127.0.0.1)
+#   MLFLOW_HOST                    interface to bind            (default 127.0.0.1; 0.0.0.0/:: refused)
 #   MLFLOW_PORT                    port                         (default 5000)
 #   MLFLOW_WORKERS                 uvicorn worker processes     (default 2)
 #   MLFLOW_SERVER_DIR              PID file, log, default stores (default ./mlruns)
@@ -16,8 +21,11 @@
 #   MLFLOW_ALLOWED_HOSTS           Host headers to accept when binding beyond localhost
 #   MLFLOW_SERVER_EXTRA_ARGS       further `mlflow server` flags, word-split
 #   MLFLOW_BIN                     the mlflow executable        (default: .venv/bin/mlflow, else PATH)
-#   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION, MLFLOW_S3_ENDPOINT_URL
+#   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE, AWS_REGION / AWS_DEFAULT_REGION
 #                                  read by boto3 when MLFLOW_ARTIFACTS_DESTINATION is s3://...
+#                                  (on AWS leave them unset: the instance profile is used)
+#   MLFLOW_S3_ENDPOINT_URL         a non-AWS S3 endpoint (default: AWS_ENDPOINT_URL_S3, else
+#                                  AWS_ENDPOINT_URL, else AWS itself)
 #
 # Usage: mlflow/server.sh            start; prints the URL and the PID file, returns at once
 #        mlflow/stop.sh              stop the server named by the PID file
@@ -48,6 +56,12 @@ if ! [[ "$port" =~ ^[0-9]+$ ]] || (( port < 1 || port > 65535 )); then
   echo "mlflow/server.sh: error: MLFLOW_PORT must be a port number 1-65535, got '$port'" >&2
   exit 2
 fi
+case "$host" in
+  0.0.0.0 | :: | "[::]" | "*" | "")
+    echo "mlflow/server.sh: error: MLFLOW_HOST='$host' binds every interface, public ones included; bind 127.0.0.1" \
+         "(reach it through SSH port forwarding) or the node's private address" >&2
+    exit 2;;
+esac
 
 mkdir -p "$server_dir"
 if [[ -f "$pid_file" ]]; then
@@ -61,6 +75,14 @@ fi
 # A local artifact destination must exist; remote ones (s3://, gs://, ...) are the store's business.
 if [[ "$artifacts" != *://* ]]; then
   mkdir -p "$artifacts"
+fi
+# MLflow's S3 client takes a non-AWS endpoint from MLFLOW_S3_ENDPOINT_URL; default it from the
+# standard AWS variables, so one AWS_ENDPOINT_URL serves dgnode, Ray and the server alike.
+if [[ "$artifacts" == s3://* && -z "${MLFLOW_S3_ENDPOINT_URL:-}" ]]; then
+  endpoint="${AWS_ENDPOINT_URL_S3:-${AWS_ENDPOINT_URL:-}}"
+  if [[ -n "$endpoint" ]]; then
+    export MLFLOW_S3_ENDPOINT_URL="$endpoint"
+  fi
 fi
 
 args=(server --host "$host" --port "$port" --workers "$workers"
@@ -86,4 +108,4 @@ setsid "$mlflow_bin" "${args[@]}" >>"$log_file" 2>&1 </dev/null &
 server_pid=$!
 echo "$server_pid" >"$pid_file"
 echo "mlflow server starting: http://$host:$port (PID $server_pid, PID file $pid_file, log $log_file)"
-echo "backend store: ${backend%%://*}://...  artifacts: $artifacts"
+echo "backend store: ${backend%%://*}://...  artifacts: $artifacts${MLFLOW_S3_ENDPOINT_URL:+ (S3 endpoint $MLFLOW_S3_ENDPOINT_URL)}"

@@ -83,6 +83,21 @@ def s3_uri(s3_server, monkeypatch) -> str:
 
 
 @pytest.fixture(scope="session")
+def s3_ray_head(s3_server):
+    """A local Ray head whose workers hold the S3 server's AWS variables (``tests/ray_head.py``):
+    drivers join it as subprocesses with ``s3_ray_head.driver_env()``; stopped (its own session
+    only) at the end, also when tests fail."""
+    from tests.ray_head import RayHead
+
+    head = RayHead(s3_server.env())
+    try:
+        head.start()
+        yield head
+    finally:
+        head.stop()
+
+
+@pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory):
     """A real ``mlflow server`` started by ``mlflow/server.sh`` on a free 127.0.0.1 port.
 

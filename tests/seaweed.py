@@ -106,6 +106,12 @@ class SeaweedServer:
         return sorted(obj["Key"] for page in paginator.paginate(Bucket=bucket, Prefix=prefix)
                       for obj in page.get("Contents", []))
 
+    def keys_holding(self, bucket: str, prefix: str, *needles: str) -> list[str]:
+        """Keys under ``prefix`` whose object contains any of ``needles`` (e.g. a credential)."""
+        client = self.client()
+        return [key for key in self.keys(bucket, prefix)
+                if any(n.encode() in client.get_object(Bucket=bucket, Key=key)["Body"].read() for n in needles)]
+
     def upload(self, local_dir: Path, bucket: str, prefix: str) -> dict[str, int]:
         """Every file under ``local_dir`` as ``prefix/<relative path>`` (links followed, as a
         user's ``aws s3 sync`` would); returns ``{key: size}``."""
@@ -138,3 +144,9 @@ class SeaweedServer:
             except ProcessLookupError:
                 pass
             self.process.wait(timeout=15)
+
+
+def split_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/some/prefix`` -> ``("bucket", "some/prefix")``."""
+    bucket, _, prefix = uri[len("s3://"):].partition("/")
+    return bucket, prefix

@@ -3,7 +3,7 @@
 ``cluster.yaml`` (repository root) describes the AWS cluster for Ray's cluster launcher. This
 package reads it the way ``ray up`` does (:mod:`~dgnode.cluster.config`: Ray's own defaults and
 JSON schema, the resources each node type offers), checks it against what dgnode's stages ask Ray
-for (:mod:`~dgnode.cluster.checks`), turns its node types into a local fake cluster on which the
+for (:mod:`~dgnode.cluster.checks`; shared state only in S3: :mod:`~dgnode.cluster.locations`), turns its node types into a local fake cluster on which the
 autoscaler really launches and removes (simulated) nodes (:mod:`~dgnode.cluster.local`), and runs
 stage-shaped work on that cluster (:mod:`~dgnode.cluster.rehearsal`)::
 
@@ -19,9 +19,7 @@ The command line (``dgnode cluster check | rehearse``) is :mod:`~dgnode.cluster.
 from dgnode.cluster.checks import (
     LOCAL_HOSTS,
     PLACEHOLDER,
-    Finding,
     check_cluster_config,
-    iter_commands,
     placeholders,
     launcher_made_groups,
     world_open_ingress,
@@ -39,6 +37,8 @@ from dgnode.cluster.config import (
     node_type_resources,
     worker_node_types,
 )
+from dgnode.cluster.findings import Finding, head_commands, iter_commands
+from dgnode.cluster.locations import DATA_PREFIX, SHARED_LOCATIONS, docker_env, shared_location_findings
 from dgnode.cluster.local import (
     FAKE_HEAD_NODE_TYPE,
     FAKE_OBJECT_STORE_BYTES,
@@ -54,6 +54,7 @@ from dgnode.cluster.local import (
 from dgnode.cluster.rehearsal import RehearsalReport, StageRun, rehearse_autoscaling
 
 __all__ = [
+    "DATA_PREFIX",
     "DEFAULT_CLUSTER_YAML",
     "DEFAULT_STAGE_DEMANDS",
     "FAKE_HEAD_NODE_TYPE",
@@ -62,6 +63,7 @@ __all__ = [
     "LOCAL_HOSTS",
     "NODE_TYPE_LABEL",
     "PLACEHOLDER",
+    "SHARED_LOCATIONS",
     "TEMP_PREFIX",
     "Finding",
     "InstanceType",
@@ -70,9 +72,11 @@ __all__ = [
     "StageDemand",
     "StageRun",
     "check_cluster_config",
+    "docker_env",
     "fake_autoscaling_config",
     "fake_node_types",
     "fits",
+    "head_commands",
     "instance_type_of",
     "iter_commands",
     "load_cluster_config",
@@ -81,6 +85,7 @@ __all__ = [
     "placeholders",
     "rehearse_autoscaling",
     "session_processes",
+    "shared_location_findings",
     "stop_recorded_cluster",
     "stop_session",
     "worker_node_types",

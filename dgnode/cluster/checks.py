@@ -4,14 +4,12 @@ internet; each problem is a :class:`Finding`."""
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.metadata
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from dgnode.cluster.config import (
-    _COMMAND_LISTS,
     DEFAULT_STAGE_DEMANDS,
     StageDemand,
     _format_resources,
@@ -20,31 +18,19 @@ from dgnode.cluster.config import (
     node_type_resources,
     worker_node_types,
 )
+from dgnode.cluster.findings import Finding, head_commands, iter_commands
+from dgnode.cluster.locations import shared_location_findings
 
 __all__ = [
     "LOCAL_HOSTS",
     "PLACEHOLDER",
-    "Finding",
     "check_cluster_config",
-    "iter_commands",
     "placeholders",
     "launcher_made_groups", "world_open_ingress",
 ]
 
 PLACEHOLDER = "CHANGE-ME"
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
-
-
-@dataclasses.dataclass(frozen=True)
-class Finding:
-    """A problem (``error``: do not launch) or a reminder (``warning``) about a cluster config."""
-
-    severity: Literal["error", "warning"]
-    where: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.severity}: {self.where}: {self.message}"
 
 
 _FLAG_VALUE = r"(?:=|\s+)['\"]?([^\s'\";]+)"
@@ -55,23 +41,7 @@ _MLFLOW_SERVER_HOST = re.compile(r"\bmlflow\s+server\b.*?\s(?:--host|-h)" + _FLA
 _DOCKER_PUBLISH = re.compile(r"(?:^|\s)(?:-p|--publish|--publish-all|-P)(?:[=\s]|$)")
 _RAY_IMAGE = re.compile(r"^rayproject/ray(?:-ml)?:(?P<version>\d+\.\d+\.\d+)(?P<suffix>[-\w.]*)$")
 _WORLD = frozenset({"0.0.0.0/0", "::/0"})
-
-
-def iter_commands(config: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
-    """Every shell command in the config with where it is, e.g. ``("setup_commands[1]", "pip ...")``."""
-    for key in _COMMAND_LISTS:
-        for index, command in enumerate(config.get(key) or []):
-            yield f"{key}[{index}]", str(command)
-    for name, node_type in config.get("available_node_types", {}).items():
-        for key in ("initialization_commands", "worker_setup_commands"):
-            for index, command in enumerate(node_type.get(key) or []):
-                yield f"available_node_types.{name}.{key}[{index}]", str(command)
-
-
-def _head_commands(config: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
-    for where, command in iter_commands(config):
-        if where.split("[")[0] in ("setup_commands", "head_setup_commands", "head_start_ray_commands"):
-            yield where, command
+_PRIVATE_NETWORKS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")  # RFC 1918, RFC 4193
 
 
 def placeholders(config: Any, prefix: str = "") -> list[str]:
@@ -136,10 +106,13 @@ def check_cluster_config(
     Errors: a stage's demand fits no worker type; a GPU type whose GPU memory (by
     :data:`INSTANCE_TYPES`) is below what a demand that fits it needs; declared resources the
     instance does not have; a head that offers GPUs; max_workers below the per-type minima; a
-    port other than SSH open to 0.0.0.0/0 or ::/0; the dashboard, MLflow or Docker ports bound
-    beyond localhost; a Ray image whose version differs from the installed Ray (``ray_version``,
-    default: the installed one). Warnings: unknown instance types, an unreachable global
-    max_workers, a missing MLflow server or idle timeout, and values still marked CHANGE-ME.
+    port other than SSH open to 0.0.0.0/0 or ::/0; the dashboard or Docker ports bound beyond
+    localhost, MLflow beyond localhost or a private address; a Ray image whose version differs
+    from the installed Ray (``ray_version``, default: the installed one); a shared location
+    (store, corpus, runs, searches, MLflow artifacts) that is a node-local path, a whole-prefix
+    copy onto nodes, AWS keys in the file (:mod:`dgnode.cluster.locations`). Warnings: unknown
+    instance types, an unreachable global max_workers, a missing MLflow server or idle timeout, a
+    shared location outside the one data prefix, and values still marked CHANGE-ME.
     """
     ray_version = ray_version or importlib.metadata.version("ray")
     findings: list[Finding] = []
@@ -231,14 +204,15 @@ def check_cluster_config(
             if host not in LOCAL_HOSTS:
                 add("error", where, f"--dashboard-host={host} exposes the dashboard and job server; keep 127.0.0.1 and use `ray dashboard`")
         for host in _MLFLOW_HOST_ENV.findall(command) + _MLFLOW_SERVER_HOST.findall(command):
-            if host not in LOCAL_HOSTS:
-                add("error", where, f"MLflow bound to {host or '(empty)'}; bind it to 127.0.0.1 and use SSH port forwarding")
+            if host not in LOCAL_HOSTS and not _private_address(host):
+                add("error", where, f"MLflow bound to {host or '(empty)'}; bind it to 127.0.0.1 (or the head's private "
+                                    "address) and use SSH port forwarding")
     docker = config.get("docker") or {}
     for key in ("run_options", "head_run_options", "worker_run_options"):
         for index, option in enumerate(docker.get(key) or []):
             if _DOCKER_PUBLISH.search(str(option)):
                 add("error", f"docker.{key}[{index}]", f"{option!r} publishes container ports on the host's interfaces")
-    if not any("mlflow/server.sh" in c or re.search(r"\bmlflow\s+server\b", c) for _, c in _head_commands(config)):
+    if not any("mlflow/server.sh" in c or re.search(r"\bmlflow\s+server\b", c) for _, c in head_commands(config)):
         add("warning", "head_start_ray_commands", "no MLflow server is started on the head (expected mlflow/server.sh)")
 
     # The image's Ray must be the Ray that launches and submits to the cluster.
@@ -256,6 +230,23 @@ def check_cluster_config(
         if gpu_workers and key != "head_image" and not re.search(r"-(gpu|cu\d+)", match["suffix"]):
             add("error", f"docker.{key}", f"{image!r} has no CUDA, but {', '.join(gpu_workers)} are GPU types")
 
+    # Shared state only in S3: store, corpus, runs, searches, MLflow artifacts; no keys in the file.
+    findings += shared_location_findings(config)
+
     for key in placeholders(config):
         add("warning", key, f"still contains {PLACEHOLDER}: fill it in before `ray up` (docs/cluster.md)")
     return findings
+
+
+def _private_address(host: str) -> bool:
+    """A literal address of a private network (10/8, 172.16/12, 192.168/16, fc00::/7): reachable
+    inside the cluster's VPC, never from the internet. Every-interface and link-local addresses
+    are not."""
+    import ipaddress
+
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(network) for network in _PRIVATE_NETWORKS
+               if ipaddress.ip_network(network).version == address.version)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from dgnode.cluster.checks import Finding
+from dgnode.cluster.findings import Finding
 from dgnode.cluster.config import _format_resources, instance_type_of, max_hourly_cost, node_type_resources
 from dgnode.cluster.rehearsal import RehearsalReport
 

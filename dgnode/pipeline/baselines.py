@@ -14,7 +14,6 @@ the UI lists them beside the trials and the tested best trial.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,7 +26,7 @@ class Baselines:
     """Test metrics (``ClassificationMetrics.to_dict()`` layout) of the two baselines."""
 
     mlp: dict[str, Any]
-    mlp_dir: Path
+    mlp_dir: str  # the MLP's run directory: an absolute path or an s3:// URI
     majority: dict[str, Any]
     majority_class: str
 
@@ -44,7 +43,7 @@ def majority_baseline(data: Any) -> tuple[str, dict[str, Any]]:
     return data.label_names[winner], metrics.to_dict()
 
 
-def train_baselines(store: str, config_path: str, modalities: list[str], out_dir: Path, tracking: dict[str, str] | None,
+def train_baselines(store: str, config_path: str, modalities: list[str], out_dir: Any, tracking: dict[str, str] | None,
                     progress: bool) -> Baselines:
     """Train and test the MLP once, score the majority class, record both (``tracking``:
     ``tracking_uri``, ``experiment_id``, ``parent_run_id`` of the search; ``None``: not recorded)."""

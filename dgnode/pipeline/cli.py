@@ -1,8 +1,9 @@
 """``dgnode pipeline`` (and ``jobs/pipeline.py``): the whole chain as one command or Ray job.
 
 Local:    dgnode pipeline --workdir demo_output
-Cluster:  ray job submit --working-dir . -- python jobs/pipeline.py --workdir /mnt/dgnode \\
-              --corpus_root $IEMOCAP_ROOT --checkpoint $IMAGEBIND_CHECKPOINT --tune.trials 64
+Cluster:  ray job submit --working-dir . -- bash -c 'python jobs/pipeline.py --workdir "$DGNODE_DATA_URI/pipeline" \\
+              --corpus_root "$IEMOCAP_ROOT" --checkpoint "$IMAGEBIND_CHECKPOINT" --tune.trials 64'
+          (the variables are cluster.yaml's, expanded on the cluster; docs/cluster.md)
 """
 
 from __future__ import annotations

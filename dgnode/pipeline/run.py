@@ -10,6 +10,11 @@ table shows that it learns: DGODE above the MLP (what context adds) above the ma
 is cheap and redone, extraction skips utterances already in the store, and a search directory
 can be resumed with ``dgnode tune --resume``.
 
+``workdir`` is a local directory or an ``s3://`` prefix (:func:`dgnode.storage.resolve`): on a
+cluster every stage's output (scan, store, search, baseline run, plots; a generated corpus is
+uploaded there first) is then an object every node reads, and MLflow needs a tracking server
+(there is no local directory for its database).
+
 Stages print one progress bar each (:func:`dgnode.reporting.progress.progress_bar`: a bar in a
 terminal, a few plain lines in a log) and a line when they end; the libraries' own chatter is
 switched off at its source first (:func:`dgnode.reporting.quiet.quiet_libraries`). The final
@@ -59,7 +64,7 @@ class PipelineConfig:
     """The main job: raw corpus, manifest, ImageBind features, a DGODE search, the best model on test.
 
     Attributes:
-        workdir: where every stage writes (corpus, scan, features, searches, mlflow.db)
+        workdir: where every stage writes (corpus, scan, features, searches, mlflow.db): a directory, or s3://bucket/prefix on a cluster (then MLflow needs a tracking server)
         dataset: iemocap or meld (auto: the generated corpus's, or what corpus_root holds)
         corpus_root: raw IEMOCAP tree (local or s3://BUCKET/PREFIX) or MELD.Raw folder (default: $IEMOCAP_ROOT, for MELD $MELD_ROOT, else a generated mini corpus)
         checkpoint: imagebind_huge.pth (default: $IMAGEBIND_CHECKPOINT; without it the tiny random-init model)
@@ -116,11 +121,14 @@ class PipelineConfig:
 
 @dataclass
 class PipelineResult:
-    workdir: Path
-    corpus_root: Path | str  # a local folder or an s3:// URI
-    manifest: Path
-    store: Path
-    search_dir: Path
+    """Where each stage wrote (a ``Path`` under a local workdir, an ``s3://`` URI under a remote
+    one) and what it found."""
+
+    workdir: Path | str
+    corpus_root: Path | str
+    manifest: Path | str
+    store: Path | str
+    search_dir: Path | str
     tracking_uri: str
     stage_seconds: dict[str, float]
     scan: dict[str, Any]
@@ -128,7 +136,7 @@ class PipelineResult:
     search: Any  # dgnode.tuning.search.SearchOutcome
     label_names: list[str] = field(default_factory=list)
     baselines: Any = None  # dgnode.pipeline.baselines.Baselines, or None without baseline_config
-    plots: dict[str, Path] = field(default_factory=dict)  # figure name -> file
+    plots: dict[str, Any] = field(default_factory=dict)  # figure name -> its Location
     synth: SynthConfig | None = None  # the generated corpus's settings (None: a real corpus)
 
 
@@ -141,20 +149,25 @@ def run_pipeline(config: PipelineConfig, progress: bool = True) -> PipelineResul
 
     from dgnode.corpus.detect import detect_dataset, scan_release
     from dgnode.corpus.scan import write_scan
-    from dgnode.corpus.synth import synthesize_corpus
     from dgnode.embedding.config import ExtractConfig
     from dgnode.embedding.pipeline import run_extraction
     from dgnode.errors import InputError
     from dgnode.options import replace_dotted
     from dgnode.ray_session import ray_session
     from dgnode.reporting.progress import progress_bar
+    from dgnode.storage import resolve
     from dgnode.tracking.server import check_tracking_uri, resolve_tracking_uri
     from dgnode.training.config import load_train_config
     from dgnode.tuning.search import run_search
 
-    workdir = Path(config.workdir).resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
-    tracking_uri = resolve_tracking_uri(config.tracking_uri, cwd=workdir)
+    workdir = resolve(config.workdir)
+    workdir.check_bucket()  # an unreachable endpoint, refused credentials, a missing bucket: now
+    workdir.mkdir()
+    if workdir.is_remote and not (config.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")):
+        raise InputError("an s3:// workdir has no local directory for MLflow's database: pass --tracking_uri "
+                         "http://HOST:PORT (a tracking server, mlflow/server.sh) or set MLFLOW_TRACKING_URI",
+                         path=workdir.uri)
+    tracking_uri = resolve_tracking_uri(config.tracking_uri, cwd=None if workdir.is_remote else workdir.path)
     check_tracking_uri(tracking_uri)  # before any work: a run that cannot be recorded is not started
     modalities = list(config.modalities)
     # Bad keys fail now, not after extraction.
@@ -188,19 +201,22 @@ def run_pipeline(config: PipelineConfig, progress: bool = True) -> PipelineResul
     # MELD's stages get folders of their own: one workdir can hold an IEMOCAP and a MELD demo.
     suffix = "" if dataset == "iemocap" else f"-{dataset}"
     if not config.corpus_root:
-        corpus_root = workdir / f"corpus{suffix}"
+        generated = workdir / f"corpus{suffix}"
         with timed("synth corpus"):
-            synthesize_corpus(corpus_root, synth, progress=progress)
+            _synthesize(generated, synth, progress)
+        corpus_root = _as_given(generated)
 
     with timed("scan"):
         # A second or two (MELD: probing each clip's header): no bar.
         scan_dir = workdir / f"scan{suffix}"
-        scan = scan_release(corpus_root, dataset, config.labels, progress=False, unpack_dir=scan_dir / "unpacked")
+        # MELD's clip archives unpack on this machine's disk (a temporary directory under an s3:// workdir).
+        unpack_dir = None if scan_dir.is_remote else scan_dir.local_path() / "unpacked"
+        scan = scan_release(corpus_root, dataset, config.labels, progress=False, unpack_dir=unpack_dir)
         paths = write_scan(scan, scan_dir)
 
     # Under `ray job submit` RAY_ADDRESS names the job's cluster; a local Ray starts otherwise.
     with ray_session(config.address):
-        store = workdir / f"features-{model}{suffix}"
+        store = _as_given(workdir / f"features-{model}{suffix}")
         with timed("extract"):
             # The bar is drawn here, from the batches as they are written (the stage's own is off).
             bar = progress_bar(total=len(scan.manifest), desc="extract", unit="utt", enabled=progress)
@@ -234,11 +250,11 @@ def run_pipeline(config: PipelineConfig, progress: bool = True) -> PipelineResul
 
     label_names = list(scan.label_names)
     return PipelineResult(
-        workdir=workdir,
+        workdir=_as_given(workdir),
         corpus_root=corpus_root,
-        manifest=paths["manifest"],
+        manifest=_as_given(resolve(paths["manifest"])),
         store=store,
-        search_dir=search_dir,
+        search_dir=_as_given(search_dir),
         tracking_uri=tracking_uri,
         stage_seconds=timings,
         scan=scan.summary(),
@@ -262,3 +278,25 @@ def _log_extraction(tracking_uri: str, outcome: Any, extraction: Any) -> None:
 
 def _say(message: str) -> None:
     print(message, flush=True)
+
+
+def _as_given(location: Any) -> Path | str:
+    """A local location as the ``Path`` the stages always took, a remote one as its URI."""
+    return location.uri if location.is_remote else location.local_path()
+
+
+def _synthesize(corpus_root: Any, synth: SynthConfig, progress: bool) -> None:
+    """Generate the mini corpus at ``corpus_root``; under an ``s3://`` workdir it is generated in
+    a local temporary directory and uploaded, so every node reads it from there."""
+    from dgnode.corpus.synth import synthesize_corpus
+
+    if not corpus_root.is_remote:
+        synthesize_corpus(corpus_root.local_path(), synth, progress=progress)
+        return
+    import tempfile
+
+    import pyarrow.fs as pafs
+
+    with tempfile.TemporaryDirectory(prefix="dgnode-corpus-") as scratch:
+        synthesize_corpus(Path(scratch) / "corpus", synth, progress=progress)
+        pafs.copy_files(str(Path(scratch) / "corpus"), corpus_root.path, destination_filesystem=corpus_root.fs)

@@ -15,11 +15,14 @@ from typing import Any
 __all__ = ["mlflow_ui_hint", "summary_table", "write_plots"]
 
 
-def write_plots(out_dir: Path, dgode_test: dict[str, Any] | None, baselines: Any, label_names: list[str]) -> dict[str, Path]:
-    """The test figures (see the module docstring); ``{name: path}``, empty without a test split."""
+def write_plots(out_dir: Any, dgode_test: dict[str, Any] | None, baselines: Any, label_names: list[str]) -> dict[str, Any]:
+    """The test figures (see the module docstring) into ``out_dir`` (a directory or an ``s3://``
+    prefix); ``{name: Location}``, empty without a test split."""
     from dgnode.reporting.plots import plot_confusion, plot_per_class_f1
+    from dgnode.storage import resolve
 
-    plots: dict[str, Path] = {}
+    out_dir = resolve(out_dir)
+    plots: dict[str, Any] = {}
     if dgode_test and dgode_test.get("confusion") is not None:
         plots["confusion (DGODE)"] = plot_confusion(dgode_test["confusion"], label_names, out_dir / "confusion_dgode.png",
                                                     title="DGODE, best trial: test confusion")
@@ -52,8 +55,8 @@ def summary_table(result: Any):
     if search.model_uri:
         lines.append(f"registered model: {search.model_uri} (version {search.model_version})")
     if result.plots:
-        folder = Path(next(iter(result.plots.values()))).parent
-        lines.append(f"plots: {_shown_path(folder)}/ ({', '.join(Path(p).name for p in result.plots.values())})")
+        folder = next(iter(result.plots.values())).parent
+        lines.append(f"plots: {_shown_path(folder)}/ ({', '.join(p.name for p in result.plots.values())})")
     if result.baselines is not None:
         lines.append(f"MLP run: {_shown_path(result.baselines.mlp_dir)}/")
     lines.append(mlflow_ui_hint(result.tracking_uri))
@@ -124,8 +127,11 @@ def mlflow_ui_hint(tracking_uri: str) -> str:
 
 
 def _shown_path(path: Any) -> str:
-    """Relative to the current directory when inside it (shorter lines), else absolute."""
-    path = Path(path)
+    """Relative to the current directory when inside it (shorter lines), else absolute; an
+    ``s3://`` URI as it is."""
+    if str(path).startswith("s3://"):
+        return str(path)
+    path = Path(str(path))
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:

@@ -1,16 +1,20 @@
 """Figures of an evaluation: confusion matrix, per-class F1 bars, t-SNE of representations.
 
-matplotlib runs with the Agg backend (files only, no display needed).
+matplotlib runs with the Agg backend (files only, no display needed). Each figure is rendered to
+PNG bytes in memory and written whole to its location, a local path or an ``s3://`` URI
+(:func:`dgnode.storage.resolve`); every function returns that :class:`~dgnode.storage.Location`.
 """
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from dgnode.reporting.metrics import display_name
+from dgnode.storage import Location, resolve
 
 __all__ = ["plot_confusion", "plot_per_class_f1", "plot_tsne"]
 
@@ -24,8 +28,8 @@ def _pyplot():
     return plt
 
 
-def plot_confusion(confusion: Sequence[Sequence[int]], label_names: Sequence[str], path: str | Path,
-                   title: str = "Confusion matrix") -> Path:
+def plot_confusion(confusion: Sequence[Sequence[int]], label_names: Sequence[str], path: "str | Path | Location",
+                   title: str = "Confusion matrix") -> Location:
     """Row-normalised confusion matrix (true class per row), with the raw counts printed."""
     plt = _pyplot()
     counts = np.asarray(confusion, dtype=np.int64)
@@ -49,8 +53,9 @@ def plot_confusion(confusion: Sequence[Sequence[int]], label_names: Sequence[str
     return _save(figure, path, plt)
 
 
-def plot_per_class_f1(per_class_f1: dict[str, float], path: str | Path, reference: dict[str, float] | None = None,
-                      reference_label: str = "paper", title: str = "Per-class F1") -> Path:
+def plot_per_class_f1(per_class_f1: dict[str, float], path: "str | Path | Location",
+                      reference: dict[str, float] | None = None, reference_label: str = "paper",
+                      title: str = "Per-class F1") -> Location:
     """Bars of our per-class F1 (percent), beside a reference (percent) when given."""
     plt = _pyplot()
     names = list(per_class_f1)
@@ -70,8 +75,9 @@ def plot_per_class_f1(per_class_f1: dict[str, float], path: str | Path, referenc
     return _save(figure, path, plt)
 
 
-def plot_tsne(representations: np.ndarray, labels: np.ndarray, label_names: Sequence[str], path: str | Path,
-              max_points: int = 2000, seed: int = 0, title: str = "t-SNE of utterance representations") -> Path:
+def plot_tsne(representations: np.ndarray, labels: np.ndarray, label_names: Sequence[str],
+              path: "str | Path | Location", max_points: int = 2000, seed: int = 0,
+              title: str = "t-SNE of utterance representations") -> Location:
     """2-D t-SNE of the labelled utterances' representations, coloured by true class.
 
     At most ``max_points`` utterances (a seeded uniform subsample): t-SNE is quadratic-ish and
@@ -103,9 +109,10 @@ def plot_tsne(representations: np.ndarray, labels: np.ndarray, label_names: Sequ
     return _save(figure, path, plt)
 
 
-def _save(figure, path: str | Path, plt) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+def _save(figure, path: "str | Path | Location", plt) -> Location:
+    buffer = io.BytesIO()
+    try:
+        figure.savefig(buffer, format="png", dpi=110)
+    finally:
+        plt.close(figure)
+    return resolve(path).write_bytes(buffer.getvalue())

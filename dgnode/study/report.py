@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -137,13 +136,13 @@ def _status_counts(result: StudyResult) -> dict[str, int]:
     return counts
 
 
-def write_study(result: StudyResult) -> dict[str, Path]:
-    """Write every study file into ``result.spec.out``; returns ``{name: path}``."""
-    from dgnode.atomic import atomic_write, write_json, write_text
+def write_study(result: StudyResult) -> dict[str, Any]:
+    """Write every study file into ``result.spec.out`` (a directory or an ``s3://`` prefix), each
+    whole and atomically; returns ``{name: Location}``."""
+    from dgnode.storage import resolve
 
     spec = result.spec
-    out = Path(spec.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = resolve(spec.out).mkdir()
     summary = summary_table(result.records, spec.models, spec.modes, result.label_names)
     tests = paired_tests(result.records, spec.models, spec.modes)
     runs = runs_table(result.records, result.label_names)
@@ -155,10 +154,9 @@ def write_study(result: StudyResult) -> dict[str, Path]:
         "json": out / STUDY_JSON,
     }
     for name, table in (("summary", summary), ("tests", tests), ("runs", runs)):
-        atomic_write(paths[name], lambda tmp, table=table: table.to_csv(tmp, index=False))
-    write_text(paths["markdown"], render_markdown(result, summary, tests))
-    write_json(
-        paths["json"],
+        paths[name].write_text(table.to_csv(index=False))
+    paths["markdown"].write_text(render_markdown(result, summary, tests))
+    paths["json"].write_json(
         {
             "spec": asdict(spec),
             "runner": result.runner,

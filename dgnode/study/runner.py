@@ -13,7 +13,6 @@ import os
 import time
 import traceback
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from dgnode.options import to_dict
@@ -140,8 +139,10 @@ def run_study(
     """Train (or reuse) every run of ``spec`` and return the records in table order."""
     from tqdm import tqdm
 
+    from dgnode.storage import resolve
+
     started = time.perf_counter()
-    Path(spec.out).mkdir(parents=True, exist_ok=True)
+    resolve(spec.out).mkdir()
     runs = build_runs(spec)
     records: dict[tuple, RunRecord] = {}
     pending: list[StudyRun] = []

@@ -104,7 +104,7 @@ class StudyRun:
     mode: str
     seed: int
     config: Any  # TrainConfig
-    run_dir: Path
+    run_dir: Path | str  # an absolute local path, or an s3:// URI when the study's out is one
     config_source: str
 
     @property
@@ -177,9 +177,12 @@ def build_runs(spec: StudySpec) -> list[StudyRun]:
     """Every (model, mode, seed) run of ``spec`` with its validated config, in table order."""
     from dgnode.training.config import load_train_config
 
+    from dgnode.storage import resolve
+
     runs = []
-    # Absolute: Ray tasks write their runs from other working directories (or nodes).
-    out = Path(spec.out).resolve()
+    # Absolute: Ray tasks write their runs from other working directories (or nodes); an s3://
+    # out is what every node reaches.
+    out = resolve(spec.out)
     for model in spec.models:
         path: Path | None = None
         if spec.config_dir is not None:
@@ -207,8 +210,13 @@ def build_runs(spec: StudySpec) -> list[StudyRun]:
                         mode=mode,
                         seed=seed,
                         config=config,
-                        run_dir=out / "runs" / f"{model}-{mode}-seed{seed}",
+                        run_dir=_run_dir(out, f"{model}-{mode}-seed{seed}"),
                         config_source=str(path) if path is not None else "registry defaults",
                     )
                 )
     return runs
+
+
+def _run_dir(out: Any, name: str) -> Path | str:
+    where = out / "runs" / name
+    return where.uri if where.is_remote else where.local_path()

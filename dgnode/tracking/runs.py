@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -219,14 +220,12 @@ class TrackedRun:
 
         from dgnode.tracking.logged_model import MODEL_CODE, RUN_ARTIFACT, write_run_dir
 
-        mlflow.set_tracking_uri(self.tracking_uri)
-        with tempfile.TemporaryDirectory(prefix="dgnode-model-") as tmp:
+        with _fluent_scope(self.tracking_uri, self.experiment_id), \
+                tempfile.TemporaryDirectory(prefix="dgnode-model-") as tmp:
             # MLflow names the artifact's directory after the staged one.
             staging = str(Path(tmp) / RUN_ARTIFACT)
             write_run_dir(staging, config, state, _jsonable(normalisation or {"method": "none"}))
             try:
-                # MLflow 3 files the LoggedModel under the *active* experiment, not the run's.
-                mlflow.set_experiment(experiment_id=self.experiment_id)
                 info = Model.log(
                     artifact_path=None,
                     name=name,
@@ -261,6 +260,34 @@ class TrackedRun:
     # -- status --------------------------------------------------------------------------------
     def end(self, status: str) -> None:
         self.client.set_terminated(self.run_id, status)
+
+
+@contextmanager
+def _fluent_scope(tracking_uri: str, experiment_id: str) -> Iterator[None]:
+    """MLflow's process-wide tracking URI and active experiment set for the block, then put back.
+
+    ``Model.log`` works only through MLflow's fluent state (MLflow 3 files the LoggedModel under
+    the *active* experiment, not the run's), and setting it also exports ``MLFLOW_TRACKING_URI``
+    and ``MLFLOW_EXPERIMENT_ID`` to every subprocess started later: left set, a later job in the
+    same process (or a test session) would log to this server."""
+    import mlflow
+    from mlflow.tracking import fluent
+    from mlflow.tracking._tracking_service import utils
+
+    saved_env = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID")}
+    saved_uri, saved_experiment = utils._tracking_uri, fluent._active_experiment_id
+    try:
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_experiment(experiment_id=experiment_id)
+        yield
+    finally:
+        utils._tracking_uri = saved_uri
+        fluent._active_experiment_id = saved_experiment
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @contextmanager

@@ -8,6 +8,11 @@ end) and the history. Only rank 0 writes checkpoints; every rank reports (Ray Tr
 worker's report, Tune has one worker). Relaunching a Ray Train run under the same name, a worker
 group restart, or a resumed Tune trial continues from the last checkpoint, and the per-epoch seeds
 make the resumed epochs the ones an uninterrupted run would have drawn.
+
+Where checkpoints go is the run's ``storage_path`` (Ray uploads each one there from the worker
+that reported it): on a cluster an ``s3://`` prefix, so a trial or worker group restarted on
+another node after a node failure resumes from the same checkpoint. :func:`checkpoint_uri` names a
+Ray checkpoint the way the rest of dgnode names locations.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from dgnode.training.loop import Hooks
 from dgnode.training.rundir import RunDir
 from dgnode.training.trainer import Trainer
 
-__all__ = ["ReportHooks", "train_hooks", "tune_hooks"]
+__all__ = ["ReportHooks", "checkpoint_uri", "train_hooks", "tune_hooks"]
 
 
 class ReportHooks(Hooks):
@@ -82,3 +87,12 @@ def tune_hooks() -> ReportHooks:
     import ray.tune
 
     return ReportHooks(ray.tune.report, ray.tune.get_checkpoint, ray.tune.Checkpoint)
+
+
+def checkpoint_uri(checkpoint: Any) -> str:
+    """A Ray ``Checkpoint``'s location as dgnode names it: ``s3://bucket/key`` for one in S3 (Ray
+    keeps the path without its scheme beside the filesystem), else its local path."""
+    filesystem = getattr(checkpoint, "filesystem", None)
+    if filesystem is not None and filesystem.type_name == "s3":
+        return "s3://" + checkpoint.path.lstrip("/")
+    return checkpoint.path

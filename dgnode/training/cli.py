@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 from dgnode.command import Command
@@ -27,7 +26,7 @@ class TrainOptions:
     """Train with early stopping on valid weighted F1, then evaluate the best checkpoint on test once.
 
     Attributes:
-        out: run directory for config.yaml, best.pt, report.json and the figures
+        out: run directory for config.yaml, best.pt, report.json and the figures (a path or s3://bucket/prefix)
         progress: show a progress bar
     """
 
@@ -40,7 +39,7 @@ class EvaluateOptions:
     """Load a finished run's config and best checkpoint, evaluate one split, print the metrics.
 
     Attributes:
-        run: run directory written by `dgnode train`
+        run: run directory written by `dgnode train` (a path or s3://bucket/prefix)
         split: which split to evaluate
         store: feature store to use instead of the one in the run's config
         device: device (default: the run's train.device)
@@ -96,15 +95,15 @@ def run_train(options: TrainOptions, config: TrainConfig) -> int:
 
 def run_train_ray(options: RayTrainOptions, config: TrainConfig) -> int:
     import dataclasses
-    import os
 
     from rich.console import Console
 
     from dgnode.ray_session import ray_session
+    from dgnode.storage import resolve
     from dgnode.training.distributed import train_and_track
 
     fields = {f.name: getattr(options, f.name) for f in dataclasses.fields(DistributedSettings)}
-    settings = DistributedSettings(**{**fields, "storage_path": os.path.abspath(options.storage_path)})
+    settings = DistributedSettings(**{**fields, "storage_path": resolve(options.storage_path).uri})
     with ray_session():
         outcome = train_and_track(config, settings, options.tracking_uri, options.experiment, options.registered_model)
     Console().print(outcome.summary_line(), highlight=False)
@@ -114,13 +113,13 @@ def run_train_ray(options: RayTrainOptions, config: TrainConfig) -> int:
 def run_evaluate(options: EvaluateOptions) -> int:
     from rich.console import Console
 
-    from dgnode.atomic import write_json
     from dgnode.reporting.report import metrics_table
     from dgnode.training.best import load_run
+    from dgnode.training.rundir import RunDir
 
     trainer, config = load_run(options.run, store=options.store, device=options.device)
     summary = trainer.evaluate(options.split).summary()
-    write_json(Path(options.run) / f"eval_{options.split}.json", summary)
+    RunDir(options.run).write_evaluation(options.split, summary)
     Console(width=120).print(metrics_table(summary, trainer.data.label_names, title=f"{options.split} ({options.run})",
                                            model=config.model.name))
     print(json.dumps({"run": str(options.run), "model": config.model.name, **summary}), flush=True)

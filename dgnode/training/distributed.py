@@ -1,7 +1,7 @@
 """Data-parallel training on Ray Train (V2): ``TorchTrainer`` workers, DDP, checkpoints, resume.
 
 Each worker builds the :class:`~dgnode.features.dataset.ConversationSet` from the feature store
-(a path every node can read), a :class:`~dgnode.training.trainer.Trainer` whose model is wrapped
+(a location every node can read: an ``s3://`` URI on a cluster), a :class:`~dgnode.training.trainer.Trainer` whose model is wrapped
 with DDP (``ray.train.torch.prepare_model``: gloo on CPU, NCCL on GPU) and which knows its rank,
 and runs the one training loop (:func:`dgnode.training.loop.run_epochs`) with Ray Train's hooks
 (:func:`dgnode.training.checkpointing.train_hooks`). Why W workers take the single-process step
@@ -21,9 +21,7 @@ metrics, so early stopping agrees without a broadcast).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Sequence
 
 import ray.train
@@ -39,7 +37,8 @@ __all__ = ["DistributedResult", "DistributedSettings", "MLflowEpochLogger", "Tra
 @dataclass
 class DistributedResult:
     """What :func:`run_distributed` returns: the last epoch's metrics and the checkpoint holding
-    ``state.pt`` and ``best.pt``."""
+    ``state.pt`` and ``best.pt`` (``checkpoint_path``: a local path or an ``s3://`` URI, readable
+    with :class:`~dgnode.training.rundir.RunDir`); ``storage``: the run's directory, likewise."""
 
     history: list[dict[str, float]]
     checkpoint_path: str | None
@@ -110,10 +109,13 @@ def run_distributed(
     """
     from ray.train.torch import TorchTrainer
 
-    storage = settings.storage_path or os.path.abspath("ray_results")
-    if "://" not in storage and not os.path.isabs(storage):
-        # Ray Train requires an absolute storage path (workers resolve it on their own nodes).
-        storage = os.path.abspath(storage)
+    from dgnode.storage import resolve
+    from dgnode.training.checkpointing import checkpoint_uri
+
+    # Absolute when local (workers resolve it on their own nodes); an s3:// URI goes to Ray as
+    # bucket/prefix plus the filesystem (Ray's form when the filesystem is given).
+    storage = resolve(settings.storage_path or "ray_results")
+    storage_path, storage_filesystem = storage.ray_storage()
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={
@@ -128,24 +130,23 @@ def run_distributed(
         ),
         run_config=ray.train.RunConfig(
             name=settings.name,
-            storage_path=storage,
+            storage_path=storage_path,
+            storage_filesystem=storage_filesystem,
             failure_config=ray.train.FailureConfig(max_failures=settings.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
             callbacks=list(callbacks),
         ),
     )
     result = trainer.fit()
-    history: list[dict[str, float]] = []
-    if result.checkpoint is not None:
-        with result.checkpoint.as_directory() as directory:
-            history = RunDir(directory).read_history()
+    checkpoint = checkpoint_uri(result.checkpoint) if result.checkpoint is not None else None
+    history = RunDir(checkpoint).read_history() if checkpoint is not None else []
     last = result.metrics or {}
     return DistributedResult(
         history=history,
-        checkpoint_path=result.checkpoint.path if result.checkpoint is not None else None,
+        checkpoint_path=checkpoint,
         best_valid_wf1=float(last.get("best_valid_wf1", float("nan"))),
         best_epoch=int(last.get("best_epoch", -1)),
-        storage=str(Path(storage) / settings.name) if "://" not in storage else f"{storage}/{settings.name}",
+        storage=storage.join(settings.name).uri,
     )
 
 
@@ -194,7 +195,7 @@ def train_and_track(
     check_tracking_uri(uri)
     if not config.data.store:
         raise DgnodeError("the config names no data.store: pass --data.store")
-    store = resolve(config.data.store).uri
+    store = resolve(config.data.store).uri  # what every node reads: an absolute path or an s3:// URI
     config = replace_dotted(config, {"data.store": store})
     fingerprint = FeatureStore.open(store).fingerprint()  # a bad store fails before anything is recorded
     experiment_id = ensure_experiment(uri, experiment)
@@ -208,8 +209,7 @@ def train_and_track(
             raise DgnodeError("training reported no checkpoint: nothing to evaluate")
         data = load_conversations(store, config.data.modalities, config.data.normalise)
         device = "cuda" if settings.gpus_per_worker > 0 and torch.cuda.is_available() else "cpu"
-        with ray.train.Checkpoint(result.checkpoint_path).as_directory() as directory:
-            state = RunDir(directory).load_model(device)
+        state = RunDir(result.checkpoint_path).load_model(device)
         run.log_metrics({"best_valid_wf1": result.best_valid_wf1})
         run.log_dict({"history": result.history}, RunDir.HISTORY)
         # valid_wf1 / valid_acc are already per-epoch metrics of this run: artifacts only.

@@ -17,13 +17,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from dgnode.errors import DgnodeError, InputError
 from dgnode.tracking.runs import DIAGNOSTIC_PREFIX
 from dgnode.training.evaluation import EvalResult, epoch_metrics
 from dgnode.training.rundir import RunDir
 from dgnode.training.trainer import Trainer
+
+if TYPE_CHECKING:
+    from dgnode.storage import Location
 
 __all__ = ["FitResult", "Hooks", "LocalHooks", "StopTraining", "TrainingDiverged", "fit", "run_epochs"]
 
@@ -127,7 +130,7 @@ class LocalHooks(Hooks):
 class FitResult:
     """Outcome of :func:`fit`; ``report`` is what the run directory's report holds."""
 
-    out_dir: Path
+    out_dir: str  # the run directory: an absolute local path or an s3:// URI
     best_epoch: int
     best_valid_wf1: float
     epochs_run: int
@@ -146,7 +149,7 @@ class FitResult:
         return final
 
 
-def fit(config: Any, data: Any, out_dir: str | Path, callbacks: Sequence[Callable[[int, dict], None]] = (),
+def fit(config: Any, data: Any, out_dir: "str | Path | Location", callbacks: Sequence[Callable[[int, dict], None]] = (),
         progress: bool = True) -> FitResult:
     """Train in this process with early stopping on valid weighted F1, then test the best
     checkpoint once. Writes the run directory (:class:`~dgnode.training.rundir.RunDir`): config,
@@ -172,7 +175,7 @@ def fit(config: Any, data: Any, out_dir: str | Path, callbacks: Sequence[Callabl
     restore_best(trainer, run.load_model(trainer.device))
     test = trainer.evaluate("test") if data.split("test") else None
     report = build_report(config=config, data=data, trainer=trainer, history=history, test=test, stopped=loop.stopped,
-                          out_dir=run.path, train_time_s=time.perf_counter() - started)
+                          out_dir=run.uri, train_time_s=time.perf_counter() - started)
     write_run_outputs(report, test, data.label_names, config, run)
-    return FitResult(out_dir=run.path, best_epoch=trainer.best_epoch, best_valid_wf1=trainer.best_valid_wf1,
+    return FitResult(out_dir=run.uri, best_epoch=trainer.best_epoch, best_valid_wf1=trainer.best_valid_wf1,
                      epochs_run=len(history), stopped=loop.stopped, history=history, test=test, report=report)

@@ -16,6 +16,7 @@ __all__ = ["build_report", "write_figures", "write_run_outputs"]
 
 if TYPE_CHECKING:
     from dgnode.features.dataset import ConversationSet
+    from dgnode.storage import Location
     from dgnode.training.config import TrainConfig
     from dgnode.training.evaluation import EvalResult
     from dgnode.training.rundir import RunDir
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
 
 def build_report(*, config: "TrainConfig", data: "ConversationSet", trainer: "Trainer", history: list[dict],
-                 test: "EvalResult | None", stopped: str, out_dir: Path, train_time_s: float) -> dict[str, Any]:
+                 test: "EvalResult | None", stopped: str, out_dir: "str | Path", train_time_s: float) -> dict[str, Any]:
     """The JSON-able record of a run."""
     best = next((h for h in history if h["epoch"] == trainer.best_epoch), None)
     return {
@@ -59,16 +60,20 @@ def write_run_outputs(report: dict[str, Any], test: "EvalResult | None", label_n
                       config: "TrainConfig", run: "RunDir") -> None:
     """Figures (when ``report.plots``) and the report; figure paths go into the report."""
     if test is not None and config.report.plots:
-        report["plots"] = write_figures(test, label_names, run.path, config.report.tsne_points, config.train.seed,
+        report["plots"] = write_figures(test, label_names, run.location, config.report.tsne_points, config.train.seed,
                                         model=config.model.name)
     run.write_report(report)
 
 
-def write_figures(result: "EvalResult", label_names: list[str], out_dir: Path, tsne_points: int, seed: int,
-                  model: str = "dgode") -> dict[str, str]:
+def write_figures(result: "EvalResult", label_names: list[str], out_dir: "str | Path | Location", tsne_points: int,
+                  seed: int, model: str = "dgode") -> dict[str, str]:
     """Confusion matrix, per-class F1 (with the paper's numbers when they apply: DGODE on IEMOCAP)
-    and t-SNE PNGs of one evaluation of a ``model`` run; returns ``{figure: file name}``."""
+    and t-SNE PNGs of one evaluation of a ``model`` run into ``out_dir`` (a local directory or an
+    ``s3://`` prefix); returns ``{figure: file name}``."""
     from dgnode.reporting.plots import plot_confusion, plot_per_class_f1, plot_tsne
+    from dgnode.storage import resolve
+
+    out_dir = resolve(out_dir)
 
     split = result.split
     reference = paper_reference(label_names, model)

@@ -15,9 +15,9 @@ class DistributedSettings:
         num_workers: DDP workers (one process each).
         gpus_per_worker: GPUs per worker; 0 trains on CPU with gloo, > 0 on CUDA with NCCL.
         cpus_per_worker: CPUs reserved per worker (also its torch thread count).
-        storage_path: absolute directory (or shared/cloud URI) for checkpoints and results.
+        storage_path: directory or s3://bucket/prefix for checkpoints and results; on more than one node an s3:// URI (every node must reach it)
         name: run name under ``storage_path``; the same name resumes from its last checkpoint.
-        max_failures: worker-group restarts from the last checkpoint before the run fails.
+        max_failures: worker-group restarts from the last checkpoint before the run fails (a lost node counts as one; -1: unlimited)
     """
 
     num_workers: int = 1

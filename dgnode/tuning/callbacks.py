@@ -6,13 +6,15 @@ on resume), so neither keeps anything unpicklable.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ray.tune import Callback
+
+if TYPE_CHECKING:
+    from dgnode.storage import Location
 
 __all__ = ["SessionStop", "TrialLedger", "TrialProgress", "read_ledger"]
 
@@ -92,7 +94,7 @@ class TrialLedger(Callback):
     driver's point of view (``on_trial_complete``: returned, early-stopped or stopped by the
     scheduler; ``on_trial_error``: failed), and this callback writes that down atomically before
     Tune moves on, so a resumed search counts finished trials from here and never loses or
-    double-counts one. The path is a class attribute that :func:`dgnode.tuning.search.run_search`
+    double-counts one. The path (a local file or an ``s3://`` URI) is a class attribute that :func:`dgnode.tuning.search.run_search`
     sets at every start and resume (callbacks come back from the saved experiment).
     """
 
@@ -107,16 +109,20 @@ class TrialLedger(Callback):
     def _record(self, trial_id: str, status: str) -> None:
         if TrialLedger.path is None:
             return
-        from dgnode.atomic import write_json
+        from dgnode.storage import resolve
 
         ledger = read_ledger(TrialLedger.path)
         ledger[trial_id] = status
-        write_json(TrialLedger.path, ledger)
+        # One writer (the driver), whole-file atomic writes: on S3 a PUT of the whole object.
+        resolve(TrialLedger.path).write_json(ledger)
 
 
-def read_ledger(path: str | Path) -> dict[str, str]:
-    """``{trial_id: "TERMINATED" | "ERROR"}`` of the trials that have ended (empty when none)."""
+def read_ledger(path: "str | Path | Location") -> dict[str, str]:
+    """``{trial_id: "TERMINATED" | "ERROR"}`` of the trials that have ended (empty when none);
+    ``path`` is a local file or an ``s3://`` URI."""
+    from dgnode.storage import resolve
+
     try:
-        return dict(json.loads(Path(path).read_text(encoding="utf-8")))
+        return dict(resolve(path).read_json())
     except FileNotFoundError:
         return {}

@@ -20,7 +20,7 @@ class TuneOptions(TuneSettings):
 
     Attributes:
         space: search space YAML, e.g. configs/search_space_dgode.yaml (new search)
-        out: search directory: Tune state, checkpoints, search.json, summary.json
+        out: search directory (a path or s3://bucket/prefix): Tune state, checkpoints, search.json, summary.json
         tracking_uri: MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///./mlflow.db)
         resume: continue the interrupted search in --out (its store, space and config come from there)
         stop_after: end this session as Ctrl-C would once N trials have finished in it (resume later)

@@ -17,10 +17,16 @@ KILLED and reports itself interrupted. ``resume=True`` continues it with ``Tuner
 trainable, resume_unfinished=True, resume_errored=False, restart_errored=False)``: finished and
 failed trials are kept as they are, unfinished ones continue from their last checkpoint (and
 their MLflow runs are reopened), and the searcher and scheduler state come back with the
-experiment. ``OUT/search.json`` records everything needed to resume. A tracking server lost
+experiment. ``OUT/search.json`` records everything needed to resume (with ``OUT/space.yaml``, a
+copy of the search space: a resumed search may run where the original file is not). A tracking server lost
 mid-search stops it the same way, then raises :class:`TrackingLostError` (the MLflow writes it
 missed are made on resume); a resume first refuses a directory others can write
 (:mod:`dgnode.tuning.trust`): Tune's restore unpickles what is in it.
+
+``OUT`` is a local directory or an ``s3://`` prefix (:func:`dgnode.storage.resolve`): the record,
+ledger, summary and space copy are written there whole and atomically, and Tune keeps its
+experiment and every trial's checkpoints under it (``storage_path`` + ``storage_filesystem``), so
+trials on any node checkpoint there and a search interrupted on one driver resumes from another.
 
 MLflow is written by the driver only (:mod:`dgnode.tuning.mlflow_callback`), never by trials.
 ASHA's default grace period is 4 epochs: ``bench/bench_asha.py`` measured that a first rung
@@ -30,18 +36,18 @@ after 1 epoch stopped the configurations that end best (slow starters) on synthe
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dgnode.atomic import write_json
 from dgnode.errors import DgnodeError, InputError
 from dgnode.ray_session import ray_session
+from dgnode.storage import Location, resolve
 from dgnode.tracking.server import bounded_http_retries
 from dgnode.tuning.callbacks import SessionStop, TrialLedger, read_ledger
 from dgnode.tuning.mlflow_callback import MLflowTrialCallback, TrackingLostError
+from dgnode.tuning.retention import prune_finished
 from dgnode.tuning.settings import TuneSettings
 from dgnode.tuning.trust import refuse_untrusted
 from dgnode.tuning.tuner import build_tuner, check_trial_fits
@@ -52,6 +58,7 @@ __all__ = ["SEARCH_RECORD", "SUMMARY_FILE", "SearchOutcome", "TuneSettings", "ru
 SEARCH_RECORD = "search.json"
 SUMMARY_FILE = "summary.json"
 LEDGER_FILE = "trials.json"
+SPACE_COPY = "space.yaml"
 
 
 @dataclass
@@ -76,7 +83,7 @@ class SearchOutcome:
 
 
 def run_search(
-    out_dir: str | Path,
+    out_dir: "str | Path | Location",
     base_config: Any = None,
     space_path: str | Path | None = None,
     settings: TuneSettings | None = None,
@@ -98,25 +105,26 @@ def run_search(
     from dgnode.tracking.server import check_tracking_uri, resolve_tracking_uri
 
     started = time.perf_counter()
-    out = Path(out_dir).resolve()
+    out = resolve(out_dir)
+    out.check_bucket()  # an unreachable endpoint, refused credentials, a missing bucket: now, not mid-search
     record_path = out / SEARCH_RECORD
     if resume:
         refuse_untrusted(out)  # Tune's restore unpickles what is in there
         if not record_path.exists():
-            raise InputError(f"no search to resume: {SEARCH_RECORD} is missing (run without --resume first)", path=str(out))
+            raise InputError(f"no search to resume: {SEARCH_RECORD} is missing (run without --resume first)", path=out.uri)
         record = _read_record(record_path)
         if record.get("completed"):
             return _completed_outcome(out)
-        base_config, space_path = record["base_config"], record["space"]
-        settings = record["settings"]
+        base_config, settings = record["base_config"], record["settings"]
+        space_path = out / SPACE_COPY if (out / SPACE_COPY).exists() else record["space"]  # older records: no copy
         uri = record["tracking_uri"]
         if tracking_uri and resolve_tracking_uri(tracking_uri) != uri:
             # The parent run and the trial runs live there; the restored callbacks write there too.
             raise InputError(f"this search is tracked at {uri}; resume it there (drop --tracking-uri or pass that URI)",
-                             path=str(record_path))
+                             path=record_path.uri)
     else:
         if record_path.exists():
-            raise InputError(f"{SEARCH_RECORD} exists: this directory holds a search; pass --resume to continue it, or another --out", path=str(out))
+            raise InputError(f"{SEARCH_RECORD} exists: this directory holds a search; pass --resume to continue it, or another --out", path=out.uri)
         if base_config is None or not base_config.data.store or space_path is None:
             raise InputError("a new search needs a feature store (--data.store) and a search space (--space)")
         settings = settings or TuneSettings()
@@ -147,18 +155,20 @@ def _search(out, record, base_config, space, space_path, data, settings, uri, re
     tags = provenance_tags(FeatureStore.open(store).fingerprint(), store)
     experiment_id = ensure_experiment(uri, settings.experiment)
     if record is None:
-        out.mkdir(parents=True, exist_ok=True)
-        parent_run_id = _create_parent_run(uri, experiment_id, settings, space, tags, space_path)
+        out.mkdir()
+        space_text = resolve(space_path).read_text()
+        (out / SPACE_COPY).write_text(space_text)
+        parent_run_id = _create_parent_run(uri, experiment_id, settings, space, tags, space_text, resolve(space_path).name)
         record = {
             "base_config": to_dict(base_config),
-            "space": str(Path(space_path).resolve()),
+            "space": resolve(space_path).uri,
             "settings": dataclasses.asdict(settings),
             "tracking_uri": uri,
             "experiment_id": experiment_id,
             "parent_run_id": parent_run_id,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-        write_json(out / SEARCH_RECORD, record)
+        (out / SEARCH_RECORD).write_json(record)
     else:
         parent_run_id = record["parent_run_id"]
         experiment_id = record["experiment_id"]
@@ -166,9 +176,9 @@ def _search(out, record, base_config, space, space_path, data, settings, uri, re
 
         MlflowClient(uri).update_run(parent_run_id, status="RUNNING")
 
-    outcome = SearchOutcome(str(out), uri, experiment_id, parent_run_id, interrupted=False)
+    outcome = SearchOutcome(out.uri, uri, experiment_id, parent_run_id, interrupted=False)
     SessionStop.limit = stop_after
-    TrialLedger.path = str(out / LEDGER_FILE)
+    TrialLedger.path = (out / LEDGER_FILE).uri
     MLflowTrialCallback.lost = None
     try:
         with bounded_http_retries():  # a lost server stops the search in seconds, not minutes
@@ -183,8 +193,10 @@ def _search(out, record, base_config, space, space_path, data, settings, uri, re
         sweep_runs(uri, experiment_id, parent_run_id, results, ledger)
         if not outcome.interrupted:
             _evaluate_best(outcome, results, base_config, space, data, settings, uri, experiment_id, parent_run_id, tags)
-            write_json(out / SEARCH_RECORD, {**_plain_record(record), "completed": True,
-                                             "final_run_id": outcome.final_run_id})
+            if out.is_remote:
+                prune_finished(results)  # each trial's latest checkpoint stays (dgnode.tuning.retention)
+            (out / SEARCH_RECORD).write_json({**_plain_record(record), "completed": True,
+                                              "final_run_id": outcome.final_run_id})
     except BaseException as error:
         if not isinstance(error, TrackingLostError):  # else nothing reaches the server: resume as it is
             _end_parent(uri, parent_run_id, "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED", error)
@@ -194,20 +206,20 @@ def _search(out, record, base_config, space, space_path, data, settings, uri, re
         TrialLedger.path = None
     outcome.seconds = time.perf_counter() - started
     _end_parent(uri, parent_run_id, "KILLED" if outcome.interrupted else "FINISHED")
-    write_json(out / SUMMARY_FILE, dataclasses.asdict(outcome))
+    (out / SUMMARY_FILE).write_json(dataclasses.asdict(outcome))
     return outcome
 
 
-def _completed_outcome(out: Path) -> SearchOutcome:
+def _completed_outcome(out: Location) -> SearchOutcome:
     """The outcome a finished search recorded: resuming it changes nothing (no trial, no test,
     no registration, no MLflow status flips)."""
     try:
-        saved = json.loads((out / SUMMARY_FILE).read_text(encoding="utf-8"))
+        saved = (out / SUMMARY_FILE).read_json()
         saved["trials"] = [TrialSummary(**t) for t in saved.get("trials", [])]
         return SearchOutcome(**{**saved, "already_complete": True})
     except (OSError, ValueError, TypeError) as error:
         raise InputError(f"the search is recorded as complete but its summary is unreadable ({error})",
-                         path=str(out / SUMMARY_FILE)) from None
+                         path=(out / SUMMARY_FILE).uri) from None
 
 
 def _plain_record(record: dict[str, Any]) -> dict[str, Any]:
@@ -223,6 +235,7 @@ def _prepare(base_config: Any, space_path: Any, settings: "TuneSettings"):
     from dgnode.storage import resolve
     from dgnode.tuning.space import load_search_space
 
+    # What every trial and worker reads, on any node: an absolute path or an s3:// URI.
     updates: dict[str, Any] = {"data.store": resolve(base_config.data.store).uri}
     if settings.epochs is not None:
         updates["train.epochs"] = settings.epochs
@@ -240,22 +253,22 @@ def _prepare(base_config: Any, space_path: Any, settings: "TuneSettings"):
     return base_config, space, data
 
 
-def _read_record(path: Path) -> dict[str, Any]:
+def _read_record(path: Location) -> dict[str, Any]:
     """The search record, its config and settings validated; a damaged record is one clear error."""
     from dgnode.options import parse
     from dgnode.training.config import TrainConfig
 
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-        record["base_config"] = parse(TrainConfig, record["base_config"], source=str(path))
-        record["settings"] = parse(TuneSettings, record["settings"], source=str(path))
+        record = path.read_json()
+        record["base_config"] = parse(TrainConfig, record["base_config"], source=path.uri)
+        record["settings"] = parse(TuneSettings, record["settings"], source=path.uri)
         return record
     except (ValueError, KeyError, TypeError) as error:
         raise InputError(f"unreadable search record ({type(error).__name__}: {error}); it is written by the first "
-                         "`dgnode tune` of this directory", path=str(path)) from None
+                         "`dgnode tune` of this directory", path=path.uri) from None
 
 
-def _create_parent_run(uri, experiment_id, settings, space, tags, space_path) -> str:
+def _create_parent_run(uri, experiment_id, settings, space, tags, space_text, space_name) -> str:
     from mlflow import MlflowClient
 
     from dgnode.tracking.runs import TrackedRun
@@ -268,7 +281,7 @@ def _create_parent_run(uri, experiment_id, settings, space, tags, space_path) ->
     tracked.log_params({f"tune.{k}": v for k, v in dataclasses.asdict(settings).items()})
     tracked.log_params({f"space.{k}": d.describe() for k, d in space.searched.items()})
     tracked.log_params({f"fixed.{k}": v for k, v in space.fixed.items()})
-    tracked.log_artifact(space_path, "search_space")
+    tracked.log_text(space_text, f"search_space/{space_name}")
     return run.info.run_id
 
 
@@ -294,7 +307,7 @@ def _evaluate_best(outcome, results, base_config, space, data, settings, uri, ex
         return  # a session killed after testing and registering: do neither twice
     config = space.config_for(base_config, params)
     device = "cuda" if settings.gpus_per_worker > 0 and torch.cuda.is_available() else "cpu"
-    state = RunDir(_best_checkpoint_dir(best)).load_model(device)
+    state = RunDir(_best_checkpoint(best)).load_model(device)
     trial_id = best.metrics.get("trial_id")
     # A final step killed midway left its run (marked FAILED by the resume, or FINISHED but not
     # registered): it is reopened, so the search keeps one "best-on-test" run.
@@ -347,11 +360,13 @@ def _earlier_final_run(outcome: SearchOutcome, uri: str, experiment_id: str, par
     return finals[0].info.run_id
 
 
-def _best_checkpoint_dir(result) -> str:
-    """Where the best trial's best model is: its Tune checkpoint (one-process trials) or the Ray
-    Train checkpoint whose path a distributed trial reports with its last epoch."""
+def _best_checkpoint(result) -> str:
+    """Where the best trial's best model is (a path or an ``s3://`` URI): its Tune checkpoint
+    (one-process trials) or the Ray Train checkpoint a distributed trial reports with its last epoch."""
+    from dgnode.training.checkpointing import checkpoint_uri
+
     if result.checkpoint is not None:
-        return result.checkpoint.path
+        return checkpoint_uri(result.checkpoint)
     path = result.metrics.get("checkpoint_path")
     if path:
         return str(path)

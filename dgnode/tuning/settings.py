@@ -20,6 +20,7 @@ class TuneSettings:
         epochs: epochs per trial, ASHA's max_t (null: train.epochs of the config)
         grace_period: ASHA: epochs before a trial can be stopped (bench/bench_asha.py: 1 cut the best configurations)
         reduction_factor: ASHA: halving rate
+        max_failures: restarts of a failed trial (and of a multi-worker trial's worker group) from its last checkpoint, e.g. after a lost node; a deterministic failure (NFE cap, divergence) is retried too; -1: unlimited
         seed: seed of the TPE sampler (same seed and finished-trial order, same proposals)
         experiment: MLflow experiment, and the registered model's name unless registered_model is set
         registered_model: registered model name (null: the experiment name)
@@ -33,6 +34,7 @@ class TuneSettings:
     epochs: int | None = None
     grace_period: int = 4
     reduction_factor: float = 2.0
+    max_failures: int = 0
     seed: int = 0
     experiment: str = "dgnode-tune"
     registered_model: str | None = None
@@ -51,5 +53,7 @@ class TuneSettings:
             problems.append(f"epochs must be >= 1, got {self.epochs}")
         if self.grace_period < 1 or self.reduction_factor <= 1:
             problems.append(f"grace_period must be >= 1 and reduction_factor > 1, got {self.grace_period}, {self.reduction_factor}")
+        if self.max_failures < -1:
+            problems.append(f"max_failures must be >= -1 (-1: unlimited), got {self.max_failures}")
         if problems:
             raise ValueError("invalid search settings: " + "; ".join(problems))

@@ -25,12 +25,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from dgnode.options import ConfigError, replace_dotted
 from dgnode.errors import InputError
+
+if TYPE_CHECKING:
+    from dgnode.storage import Location
 
 __all__ = ["DISTRIBUTIONS", "Distribution", "SearchSpace", "TOP_LEVEL_KEYS", "load_search_space"]
 
@@ -105,14 +108,16 @@ class SearchSpace:
         return replace_dotted(base_config, {**self.fixed, **{k: _plain(v) for k, v in sampled.items()}})
 
 
-def load_search_space(path: str | Path, base_config: Any) -> SearchSpace:
-    """Read and validate a search space file against ``base_config`` (a config dataclass).
+def load_search_space(path: "str | Path | Location", base_config: Any) -> SearchSpace:
+    """Read and validate a search space file (a local path or an ``s3://`` URI, such as a
+    search's own copy) against ``base_config`` (a config dataclass).
 
     Errors are :class:`dgnode.errors.InputError` naming the file, the line and the key.
     """
-    path = Path(path)
+    from dgnode.storage import resolve
+
     try:
-        text = path.read_text(encoding="utf-8")
+        text = resolve(path).read_text()
     except FileNotFoundError:
         raise InputError("search space file not found", path=str(path)) from None
     try:

@@ -63,6 +63,7 @@ def distributed_trial(
     gpus_per_worker: float,
     cpus_per_worker: float,
     storage_path: str,
+    max_failures: int = 0,
 ) -> None:
     """Train one sampled configuration on ``num_workers`` Ray Train workers (DDP).
 
@@ -73,6 +74,9 @@ def distributed_trial(
     group, instead of killing a run that is still finishing. (A trial ASHA stops at an earlier
     rung is torn down mid-run; Ray Train's placement-group cleaner then releases the workers'
     resources, which needs the Ray state API, i.e. the dashboard of ``ray[default]``.)
+
+    ``storage_path`` (a path or an ``s3://`` URI) holds the Train run's checkpoints; a worker lost
+    with its node restarts the worker group from the last of them up to ``max_failures`` times.
     """
     import ray.tune
 
@@ -85,7 +89,7 @@ def distributed_trial(
         cpus_per_worker=cpus_per_worker,
         storage_path=storage_path,
         name=f"trial-{ray.tune.get_context().get_trial_id()}",
-        max_failures=0,
+        max_failures=max_failures,
     )
     result = run_distributed(config, settings, callbacks=[_tune_report_until_last()], epochs=epochs)
     if result.history:

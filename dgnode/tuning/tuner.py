@@ -4,6 +4,15 @@ A new search: ``OptunaSearch`` (seeded TPE, warm-started from the space's points
 ``ConcurrencyLimiter``, ASHA on ``valid_wf1`` per epoch, and the driver-side callbacks (MLflow runs,
 the trial ledger, progress, bounded sessions). A resumed one: ``Tuner.restore`` with the same
 trainable, which brings back the searcher, scheduler and callbacks from the saved experiment.
+
+Storage: the experiment lives under the search directory ``OUT`` (a local path or an ``s3://``
+prefix; :meth:`dgnode.storage.Location.ray_storage` gives Ray its ``storage_path`` and
+``storage_filesystem``), and so do the checkpoints every trial uploads from its node (which of
+them a search in S3 keeps: :mod:`dgnode.tuning.retention`). Failures:
+``FailureConfig(max_failures=settings.max_failures)``: a trial whose actor dies (its node was lost)
+or that raises is restarted from its last checkpoint that many times before it counts as failed;
+multi-worker trials pass the same number to their Ray Train run, whose worker group restarts from
+its own last checkpoint when a worker's node is lost.
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ from typing import Any
 from dgnode.errors import DgnodeError
 from dgnode.tuning.callbacks import SessionStop, TrialLedger, TrialProgress
 from dgnode.tuning.results import SELECTION_METRIC
+from dgnode.tuning.retention import CheckpointRetention, use_fixed_snapshot_period
 from dgnode.tuning.settings import TuneSettings
 
 __all__ = ["TUNE_NAME", "build_tuner", "check_trial_fits"]
@@ -23,7 +33,7 @@ TRAIN_STORAGE = "train"
 METRIC = "valid_wf1"
 
 
-def build_tuner(out, base_config, space, data, settings, epochs, uri, experiment_id, parent_run_id,
+def build_tuner(out: Any, base_config, space, data, settings, epochs, uri, experiment_id, parent_run_id,
                tags, resume, progress):
     import optuna
     from ray import tune
@@ -34,9 +44,14 @@ def build_tuner(out, base_config, space, data, settings, epochs, uri, experiment
     from dgnode.tuning.mlflow_callback import MLflowTrialCallback
     from dgnode.tuning.trainable import distributed_trial, single_process_trial
 
-    # Deleting old checkpoints forces an experiment snapshot; with epochs of seconds Tune warns
-    # about the snapshot rate at every epoch. The snapshots are what make resuming exact.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    if out.is_remote:
+        # A known snapshot period: CheckpointRetention deletes a superseded checkpoint only once a
+        # snapshot naming a newer one must have been saved (dgnode.tuning.retention).
+        use_fixed_snapshot_period()
+    else:
+        # Deleting old checkpoints forces an experiment snapshot; with epochs of seconds Tune warns
+        # about the snapshot rate at every epoch. The snapshots are what make resuming exact.
+        os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if settings.workers_per_trial == 1:
         trainable = tune.with_resources(
             tune.with_parameters(single_process_trial, data=data, base_config=base_config, space=space, epochs=epochs,
@@ -49,13 +64,15 @@ def build_tuner(out, base_config, space, data, settings, epochs, uri, experiment
         trainable = tune.with_resources(
             tune.with_parameters(distributed_trial, base_config=base_config, space=space, epochs=epochs,
                                  num_workers=settings.workers_per_trial, gpus_per_worker=settings.gpus_per_worker,
-                                 cpus_per_worker=settings.cpus_per_worker, storage_path=str(out / TRAIN_STORAGE)),
+                                 cpus_per_worker=settings.cpus_per_worker, storage_path=(out / TRAIN_STORAGE).uri,
+                                 max_failures=settings.max_failures),
             {"cpu": 0.01},
         )
-    experiment_path = out / TUNE_NAME
-    if resume and tune.Tuner.can_restore(str(experiment_path)):
-        tuner = tune.Tuner.restore(str(experiment_path), trainable, resume_unfinished=True,
-                                   resume_errored=False, restart_errored=False)
+    storage_path, storage_filesystem = out.ray_storage()
+    experiment_path, _ = (out / TUNE_NAME).ray_storage()
+    if resume and tune.Tuner.can_restore(experiment_path, storage_filesystem=storage_filesystem):
+        tuner = tune.Tuner.restore(experiment_path, trainable, resume_unfinished=True, resume_errored=False,
+                                   restart_errored=False, storage_filesystem=storage_filesystem)
     else:
         searcher = OptunaSearch(
             metric=SELECTION_METRIC,
@@ -78,12 +95,16 @@ def build_tuner(out, base_config, space, data, settings, epochs, uri, experiment
             ),
             run_config=tune.RunConfig(
                 name=TUNE_NAME,
-                storage_path=str(out),
-                failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+                storage_path=storage_path,
+                storage_filesystem=storage_filesystem,
+                failure_config=tune.FailureConfig(max_failures=settings.max_failures, fail_fast=False),
                 # Every checkpoint holds state.pt (resume) and best.pt (test), so the latest is
-                # enough; with num_to_keep=1 each deletion would force an experiment snapshot.
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-                callbacks=[callback, TrialLedger(), TrialProgress(settings.trials, progress), SessionStop()],
+                # enough; with num_to_keep=1 each deletion would force an experiment snapshot. In
+                # S3 Tune deletes none itself: it would delete one its saved experiment state may
+                # still name; CheckpointRetention does, later (dgnode.tuning.retention).
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=None if out.is_remote else 2),
+                callbacks=[callback, TrialLedger(), TrialProgress(settings.trials, progress), SessionStop(),
+                           *([CheckpointRetention()] if out.is_remote else [])],
                 verbose=0,
             ),
         )

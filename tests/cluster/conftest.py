@@ -34,7 +34,7 @@ def expected_resources() -> dict[str, dict[str, float]]:
 def expected_placeholders() -> set[str]:
     """The values a user must fill in before `ray up` (docs/cluster.md explains each)."""
     return {
-        "docker.run_options[2]",
+        *(f"docker.run_options[{index}]" for index in range(2, 7)),  # the bucket of the five shared locations
         "available_node_types.head.cpu.node_config.ImageId",
         "available_node_types.worker.gpu.a10g.4cpu.node_config.ImageId",
         "available_node_types.worker.gpu.a10g.8cpu.node_config.ImageId",

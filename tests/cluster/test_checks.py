@@ -125,8 +125,11 @@ def test_check_reports_each_violation(config: dict, path: str, value, where: str
         (2, "ray start --head --port=6379 --dashboard-host=0.0.0.0 --num-gpus=0",
          "--dashboard-host=0.0.0.0 exposes the dashboard"),
         (2, "ray start --head --port=6379 --num-gpus 1", "starts the head with --num-gpus=1"),
-        (3, "MLFLOW_HOST=0.0.0.0 $HOME/dgnode/mlflow/server.sh", "MLflow bound to 0.0.0.0"),
-        (3, "mlflow server --port 5000 --host 0.0.0.0", "MLflow bound to 0.0.0.0"),
+        (3, "MLFLOW_HOST=0.0.0.0 MLFLOW_ARTIFACTS_DESTINATION=s3://b/a $HOME/dgnode/mlflow/server.sh",
+         "MLflow bound to 0.0.0.0"),
+        (3, "mlflow server --port 5000 --host 0.0.0.0 --artifacts-destination s3://b/a", "MLflow bound to 0.0.0.0"),
+        (3, "MLFLOW_HOST=169.254.0.9 MLFLOW_ARTIFACTS_DESTINATION=s3://b/a mlflow/server.sh", "MLflow bound to 169.254.0.9"),
+        (3, "MLFLOW_HOST=54.2.3.4 MLFLOW_ARTIFACTS_DESTINATION=s3://b/a mlflow/server.sh", "MLflow bound to 54.2.3.4"),
     ],
 )
 def test_check_reports_exposing_head_commands(config: dict, index: int, command: str, message: str) -> None:
@@ -172,3 +175,11 @@ def test_check_warns_about_an_unreachable_global_max_and_unknown_instances(confi
         "available_node_types.worker.cpu.decode.node_config.InstanceType",
         "'x9.mega' is not in dgnode's instance table: vCPUs, GPUs and GPU memory not checked",
     ) in warnings
+
+
+def test_mlflow_may_bind_the_heads_private_address(config: dict) -> None:
+    private = copy.deepcopy(config)
+    private["head_start_ray_commands"][3] = private["head_start_ray_commands"][3].replace("MLFLOW_HOST=127.0.0.1",
+                                                                                        "MLFLOW_HOST=10.0.1.23")
+    assert "MLFLOW_HOST=10.0.1.23 " in private["head_start_ray_commands"][3]
+    assert _errors(C.check_cluster_config(private)) == []

@@ -41,11 +41,13 @@ def test_docs_cover_every_variable_and_access_path(repo_root: Path, config: dict
     docs = (repo_root / "docs" / "cluster.md").read_text()
     variables = [o.split()[1].split("=")[0] for o in config["docker"]["run_options"] if o.startswith("--env ")]
     assert variables == [
-        "DGNODE_DATA_URI", "IEMOCAP_ROOT", "IMAGEBIND_CHECKPOINT", "DGNODE_WORK_DIR", "MLFLOW_TRACKING_URI", "RAY_AUTH_MODE",
+        "DGNODE_DATA_URI", "DGNODE_STORE", "DGNODE_RUNS", "DGNODE_SEARCHES", "IEMOCAP_ROOT", "IMAGEBIND_CHECKPOINT",
+        "DGNODE_WORK_DIR", "MLFLOW_TRACKING_URI", "RAY_AUTH_MODE",
     ]
     for needle in [*variables, "DGNODE_PIP_SPEC", "ray up cluster.yaml", "ray dashboard cluster.yaml",
                    "ray attach cluster.yaml -p 5000", "RAY_AUTH_MODE=token ray job submit", "ray get-auth-token --generate",
-                   "dgnode cluster check", "dgnode cluster rehearse", "dgnode-worker", "ray down cluster.yaml"]:
+                   "dgnode cluster check", "dgnode cluster rehearse", "dgnode-worker", "ray down cluster.yaml",
+                   "-L 5000:127.0.0.1:5000", "--max_failures", "mlflow-artifacts", "instance profile"]:
         assert needle in docs, needle
 
 

@@ -40,7 +40,7 @@ def test_media_stream_reproduces_stored_vectors_and_predictions(extracted):
     from dgnode.streaming.predictor import StreamingPredictor
 
     manifest_path, store_path, run = extracted
-    manifest = pd.read_parquet(manifest_path)
+    manifest = pd.read_parquet(str(manifest_path))
     stored = FeatureStore.open(store_path).load()
     dialog = stored.frame.loc[stored.frame["split"] == "test", "dialog_id"].iloc[0]
     rows = manifest[manifest["dialog_id"] == dialog].sort_values("order")

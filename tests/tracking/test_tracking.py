@@ -251,6 +251,8 @@ def test_evaluation_artifacts_and_registered_model(mlflow_server, tmp_path, monk
     assert sorted(v.version for v in versions) == ["1", "2"]
     assert {v.run_id for v in versions} == {run.run_id}
 
+    # log_model leaves MLflow's process-wide URI as it was: a models:/ URI needs it set here.
+    mlflow.set_tracking_uri(mlflow_server)
     # The model directory: no pickle, a models-from-code pyfunc, the run files.
     directory = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/1", dst_path=str(tmp_path / "model"),
                                                          tracking_uri=mlflow_server))
@@ -263,7 +265,6 @@ def test_evaluation_artifacts_and_registered_model(mlflow_server, tmp_path, monk
 
     # Loaded with every unpickler disabled, it predicts exactly what the module predicts.
     _refuse_unpickling(monkeypatch)
-    mlflow.set_tracking_uri(mlflow_server)
     loaded = mlflow.pyfunc.load_model(f"models:/{name}/1")
     generator = np.random.default_rng(0)
     lengths, dims = {"d1": 4, "d2": 3}, state["dims"]

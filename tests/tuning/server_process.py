@@ -11,16 +11,19 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Mapping
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def start_server(root: Path, port: int, timeout_s: float = 120.0) -> int:
+def start_server(root: Path, port: int, timeout_s: float = 120.0, extra_env: Mapping[str, str] | None = None) -> int:
     """Start a server on 127.0.0.1:``port`` with its SQLite backend and artifacts in ``root``
-    (the same ones on every start); returns its PID once ``/health`` answers."""
+    (the same ones on every start; ``extra_env`` may point the artifacts elsewhere, e.g. at an
+    S3 bucket); returns its PID once ``/health`` answers."""
     env = {**os.environ, "MLFLOW_HOST": "127.0.0.1", "MLFLOW_PORT": str(port), "MLFLOW_WORKERS": "1",
            "MLFLOW_SERVER_DIR": str(root), "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{root}/mlflow.db",
-           "MLFLOW_ARTIFACTS_DESTINATION": str(root / "artifacts"), "MLFLOW_BIN": str(Path(sys.executable).with_name("mlflow"))}
+           "MLFLOW_ARTIFACTS_DESTINATION": str(root / "artifacts"), "MLFLOW_BIN": str(Path(sys.executable).with_name("mlflow")),
+           **(extra_env or {})}
     root.mkdir(parents=True, exist_ok=True)
     subprocess.run([str(REPO_ROOT / "mlflow" / "server.sh")], env=env, cwd=root, check=True, capture_output=True)
     pid = int((root / "server.pid").read_text())
