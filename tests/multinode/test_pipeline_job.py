@@ -30,6 +30,7 @@ def test_pipeline_job_runs_across_nodes_with_everything_in_s3(start_cluster, clu
 
     from dgnode.corpus.manifest import load_manifest
     from dgnode.storage import resolve
+    from dgnode.tuning.search import SUMMARY_FILE
 
     cluster = start_cluster(*pipeline_nodes(cluster_config))
     workers = {cluster.nodes[n].node_id for n in ("cpu1", "cpu2")}
@@ -46,21 +47,30 @@ def test_pipeline_job_runs_across_nodes_with_everything_in_s3(start_cluster, clu
     assert embedders == workers, f"embedding actors ran on {embedders}, workers are {workers}"
     assert trials == workers, f"trials ran on {trials}, workers are {workers}"
 
+    # The corpus is objects in the bucket: the scan's media are URIs, which both worker nodes
+    # fetched (the extraction counts what each node fetched, by node id).
+    manifest = load_manifest(f"{workdir}/scan/manifest.parquet")
+    assert all(str(p).startswith(f"{workdir}/corpus/") for p in manifest["video_path"])
+    fetched = result["extraction"]["fetched"]
+    print(f"fetched per node: { {n[:8]: c for n, c in fetched.items()} }")
+    assert set(fetched) == workers and all(c["bytes"] > 0 for c in fetched.values())
+
     # Every utterance of the manifest is stored, exactly once, in the store in S3.
     assert result["store"] == f"{workdir}/features-tiny"
-    manifest = load_manifest(f"{workdir}/scan/manifest.parquet")
     rows, stored = store_counts(result["store"])
     assert stored == set(manifest["utt_id"]) and rows == len(stored) == len(manifest) == result["stored"]
 
     # The search directory is in S3, with its summary.
     assert result["search_dir"].startswith(f"{workdir}/search-")
-    assert (resolve(result["search_dir"]) / "summary.json").is_file()
+    assert (resolve(result["search_dir"]) / SUMMARY_FILE).is_file()
 
     # The best model is registered, its artifacts are objects in the bucket, and no run is left RUNNING.
     assert result["trials"] == 4 and result["model_uri"]
     client = MlflowClient(mlflow_s3)
     model_id = result["model_uri"].removeprefix("models:/")
-    assert any(v.model_id == model_id for v in client.search_model_versions("name='multinode'")), "not registered"
+    versions = client.search_model_versions("name='multinode'")
+    assert any(model_id in (v.model_id, v.source.removeprefix("models:/")) for v in versions), \
+        f"{model_id} is not a version of 'multinode': {[(v.version, v.model_id, v.source) for v in versions]}"
     keys = s3_server.keys(bucket, "mlflow/")
     assert any(model_id in key and key.endswith("MLmodel") for key in keys), f"no MLmodel of {model_id} in the bucket"
     runs = mlflow_runs(mlflow_s3, result["experiment_id"])
