@@ -37,7 +37,7 @@ def test_pipeline_job_runs_across_nodes_with_everything_in_s3(start_cluster, clu
     workdir = f"s3://{bucket}/work"
     began = time.monotonic()
     job = cluster.submit_job(pipeline_entrypoint(workdir, mlflow_s3, "--tune.experiment", "multinode"))
-    status = cluster.wait_job(job, timeout_s=1500)
+    status = cluster.wait_job(job, timeout_s=720)
     result = job_result(cluster, job, status)
     print(f"\npipeline job: {time.monotonic() - began:.0f} s; stages {result['stage_seconds']}")
 
