@@ -56,7 +56,7 @@ def run(options: PipelineOptions) -> int:
             "baselines": None if baselines is None else {
                 "mlp": baselines.mlp, "majority": baselines.majority, "majority_class": baselines.majority_class},
             "plots": {name: str(path) for name, path in result.plots.items()},
-            "stage_seconds": result.stage_seconds,
+            "stage_seconds": result.stage_seconds, "extraction": result.extraction,
         }, default=str))
     return 0
 

@@ -73,6 +73,7 @@ class PipelineConfig:
         modalities: modalities to extract and train on
         gpu_memory_gb: GPU memory budget that sets the extraction batch sizes
         media_cache: per-node cache of the media extraction fetches from an s3:// corpus
+        extract_overrides: extraction options (dgnode extract's) applied to the extraction, e.g. {num_actors: 2, max_batch_size: 8}; not those the pipeline sets (manifest, store, model, ...)
         train_config: the training config the search varies (YAML)
         train_overrides: dotted training-config keys applied on top of train_config, e.g. {train.batch_size: 8}
         space: the search space (YAML)
@@ -91,6 +92,7 @@ class PipelineConfig:
     modalities: list[str] = field(default_factory=lambda: ["text", "audio", "vision"])
     gpu_memory_gb: float = 24.0
     media_cache: MediaCacheConfig = field(default_factory=MediaCacheConfig)
+    extract_overrides: dict[str, Any] = field(default_factory=dict)
     train_config: str = str(REPO_CONFIGS / "dgode_demo.yaml")
     train_overrides: dict[str, Any] = field(default_factory=dict)
     space: str = str(REPO_CONFIGS / "search_space_demo.yaml")
@@ -149,7 +151,6 @@ def run_pipeline(config: PipelineConfig, progress: bool = True) -> PipelineResul
 
     from dgnode.corpus.detect import detect_dataset, scan_release
     from dgnode.corpus.scan import write_scan
-    from dgnode.embedding.config import ExtractConfig
     from dgnode.embedding.pipeline import run_extraction
     from dgnode.errors import InputError
     from dgnode.options import replace_dotted
@@ -174,6 +175,7 @@ def run_pipeline(config: PipelineConfig, progress: bool = True) -> PipelineResul
     train_config = load_train_config(config.train_config, {"data.modalities": modalities, **config.train_overrides})
     if config.baseline_config:
         load_train_config(config.baseline_config)
+    _extract_config(config, manifest="", store="", model="tiny")
     timings: dict[str, float] = {}
 
     @contextlib.contextmanager
@@ -222,9 +224,7 @@ def run_pipeline(config: PipelineConfig, progress: bool = True) -> PipelineResul
             bar = progress_bar(total=len(scan.manifest), desc="extract", unit="utt", enabled=progress)
             try:
                 extraction = run_extraction(
-                    ExtractConfig(manifest=str(paths["manifest"]), store=str(store), model=model,
-                                  checkpoint=config.checkpoint, modalities=modalities,
-                                  gpu_memory_gb=config.gpu_memory_gb, media_cache=config.media_cache, progress=False),
+                    _extract_config(config, manifest=str(paths["manifest"]), store=str(store), model=model),
                     on_batch=lambda report: bar.update(len(report.utt_ids)),
                 )
             finally:
@@ -265,6 +265,27 @@ def run_pipeline(config: PipelineConfig, progress: bool = True) -> PipelineResul
         plots=write_plots(workdir / f"plots{suffix}", outcome.test, baselines, label_names),
         synth=None if config.corpus_root else synth,
     )
+
+
+# What the pipeline itself decides for its extraction (the rest may come from extract_overrides).
+_EXTRACT_OWN = ("manifest", "store", "model", "checkpoint", "modalities", "gpu_memory_gb", "media_cache", "address",
+                "progress")
+
+
+def _extract_config(config: PipelineConfig, manifest: str, store: str, model: str) -> Any:
+    """The extraction's options: the pipeline's own, then ``config.extract_overrides`` (checked
+    like a file: an unknown key or a bad value is one error line; one the pipeline sets is refused)."""
+    from dgnode.embedding.config import ExtractConfig
+    from dgnode.errors import InputError
+    from dgnode.options import replace_dotted
+
+    owned = sorted(key for key in config.extract_overrides if key.split(".")[0] in _EXTRACT_OWN)
+    if owned:
+        raise InputError(f"extract_overrides: {', '.join(owned)} are set by the pipeline (use its own options)")
+    extract = ExtractConfig(manifest=manifest, store=store, model=model, checkpoint=config.checkpoint,
+                            modalities=list(config.modalities), gpu_memory_gb=config.gpu_memory_gb,
+                            media_cache=config.media_cache, progress=False)
+    return replace_dotted(extract, config.extract_overrides, source="extract_overrides")
 
 
 def _log_extraction(tracking_uri: str, outcome: Any, extraction: Any) -> None:

@@ -18,6 +18,22 @@ def test_dataset_sets_the_generated_corpus_and_a_conflict_is_an_error():
         PipelineConfig(dataset="iemocap", synth=SynthConfig(dataset="meld")).synth_config()
 
 
+def test_extract_overrides_reach_the_extraction_and_the_pipeline_keeps_its_own():
+    from dgnode.options import ConfigError
+    from dgnode.pipeline.run import _extract_config
+
+    config = PipelineConfig(modalities=["text", "audio"], extract_overrides={"num_actors": 2, "max_batch_size": 8,
+                                                                             "media.audio.clips_per_video": 2})
+    extract = _extract_config(config, manifest="s3://b/scan/manifest.parquet", store="s3://b/features-tiny", model="tiny")
+    assert (extract.num_actors, extract.max_batch_size, extract.media.audio.clips_per_video) == (2, 8, 2)
+    assert (extract.manifest, extract.store, extract.model, extract.modalities) == (
+        "s3://b/scan/manifest.parquet", "s3://b/features-tiny", "tiny", ["text", "audio"])
+    with pytest.raises(InputError, match="extract_overrides: model, store are set by the pipeline"):
+        _extract_config(PipelineConfig(extract_overrides={"store": "x", "model": "huge"}), "", "", "tiny")
+    with pytest.raises(ConfigError, match="num_actorz"):
+        _extract_config(PipelineConfig(extract_overrides={"num_actorz": 2}), "", "", "tiny")
+
+
 @pytest.mark.slow
 def test_the_main_job_runs_on_a_generated_meld_release(ray_local, tmp_path):
     config = PipelineConfig(

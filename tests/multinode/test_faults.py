@@ -1,0 +1,118 @@
+"""A worker node lost while the main job runs on the multi-node cluster (everything in S3).
+
+The node is SIGKILLed whole (its raylet, Ray workers and agents at once: a machine that vanished),
+once in the middle of extraction and once in the middle of a multi-worker trial. The job must still
+succeed: Ray Data restarts the embedding actor and retries the decode tasks elsewhere (the store
+keeps each utterance once however often a batch is redone), and Tune / Ray Train restart the trial
+from its last checkpoint in S3 (``--tune.max_failures``). No MLflow run may be left RUNNING.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.multinode.support import job_result, mlflow_runs, node_ids_of, pipeline_entrypoint, pipeline_nodes, store_counts
+
+pytestmark = pytest.mark.slow
+
+
+class _KillWhen:
+    """A ``wait_job`` poll: SIGKILL the worker node of the first alive actor of ``marker`` once
+    ``ready()`` holds; remembers which node and when."""
+
+    def __init__(self, cluster, marker: str, ready) -> None:
+        self.cluster, self.marker, self.ready = cluster, marker, ready
+        self.killed: str | None = None
+        self.node_id: str | None = None
+        self.at: float | None = None
+
+    def __call__(self) -> None:
+        if self.killed is not None:
+            return
+        by_id = {node.node_id: name for name, node in self.cluster.nodes.items() if name != "head"}
+        alive = [a for a in self.cluster.actors() if self.marker in a["class_name"] and a["state"] == "ALIVE"
+                 and a["node_id"] in by_id]
+        if alive and self.ready():
+            self.node_id = alive[0]["node_id"]
+            self.killed = by_id[self.node_id]
+            self.cluster.kill_node(self.killed)
+            self.at = time.monotonic()
+
+
+def _no_run_left_running(tracking_uri: str, result: dict) -> None:
+    runs = mlflow_runs(tracking_uri, result["experiment_id"])
+    running = [(r.info.run_name, r.info.run_id) for r in runs if r.info.status == "RUNNING"]
+    assert not running, f"MLflow runs left RUNNING: {running}"
+
+
+def test_job_survives_a_worker_node_lost_during_extraction(start_cluster, cluster_config, mlflow_s3,
+                                                          bucket, s3_env):
+    from dgnode.corpus.manifest import load_manifest
+    from dgnode.features.store import METADATA_FILE, FeatureStore
+    from dgnode.storage import resolve
+
+    cluster = start_cluster(*pipeline_nodes(cluster_config))
+    workdir = f"s3://{bucket}/fault-extract"
+    store = f"{workdir}/features-tiny"
+    stored_at_kill: list[int] = []
+
+    def some_stored() -> bool:
+        if not (resolve(store) / METADATA_FILE).exists():
+            return False
+        count = len(FeatureStore.open(store).stored_utt_ids())
+        stored_at_kill[:] = [count]
+        return count > 0
+
+    kill = _KillWhen(cluster, "EmbedActor", some_stored)
+    job = cluster.submit_job(pipeline_entrypoint(workdir, mlflow_s3, "--tune.trials", "2",
+                                                 "--tune.experiment", "fault-extract"))
+    result = job_result(cluster, job, cluster.wait_job(job, timeout_s=1500, poll=kill))
+    assert kill.killed, "extraction ended before a node could be killed in its middle"
+    manifest = load_manifest(f"{workdir}/scan/manifest.parquet")
+    print(f"\nkilled {kill.killed} ({kill.node_id[:8]}) with {stored_at_kill} of {len(manifest)} utterances stored")
+    assert 0 < stored_at_kill[0] < len(manifest), "the node was not lost in the middle of extraction"
+
+    # Nothing lost, nothing duplicated: the store holds every utterance exactly once.
+    rows, stored = store_counts(store)
+    assert stored == set(manifest["utt_id"]) and rows == len(manifest)
+    # The embedding actor was restarted on the surviving worker node.
+    survivor = {cluster.nodes[n].node_id for n in ("cpu1", "cpu2")} - {kill.node_id}
+    assert node_ids_of(cluster, "EmbedActor") & survivor
+    _no_run_left_running(mlflow_s3, result)
+
+
+def test_job_survives_a_worker_node_lost_during_a_multi_worker_trial(start_cluster, cluster_config,
+                                                                    mlflow_s3, bucket, s3_env):
+    from dgnode.storage import resolve
+
+    cluster = start_cluster(*pipeline_nodes(cluster_config))
+    workdir = f"s3://{bucket}/fault-trial"
+    trials = 2
+
+    def checkpointed() -> bool:
+        # A trial has reported an epoch with its checkpoint in S3 (something to restart from).
+        searches = resolve(workdir).children("search-*", kind="dir")
+        return bool(searches) and any(searches[-1].join("train").children("*", kind="dir"))
+
+    kill = _KillWhen(cluster, "RayTrainWorker", checkpointed)
+    job = cluster.submit_job(pipeline_entrypoint(
+        workdir, mlflow_s3, "--tune.trials", str(trials), "--tune.epochs", "3", "--tune.max_concurrent", "1",
+        "--tune.workers_per_trial", "2", "--tune.cpus_per_worker", "1", "--tune.max_failures", "2",
+        "--tune.experiment", "fault-trial"))
+    result = job_result(cluster, job, cluster.wait_job(job, timeout_s=1500, poll=kill))
+    assert kill.killed, "no multi-worker trial ran long enough to lose a node in its middle"
+    print(f"\nkilled {kill.killed} ({kill.node_id[:8]}) during a trial")
+
+    # Every trial finished once: as many trials and MLflow child runs as asked for, none RUNNING.
+    assert result["trials"] == trials and result["model_uri"]
+    runs = mlflow_runs(mlflow_s3, result["experiment_id"])
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == result["parent_run_id"]]
+    trial_runs = [r for r in children if r.data.tags.get("trial_id")]
+    assert len({r.data.tags["trial_id"] for r in trial_runs}) == len(trial_runs) == trials, \
+        [(r.info.run_name, r.info.status) for r in children]
+    assert all(r.info.status == "FINISHED" for r in trial_runs)
+    _no_run_left_running(mlflow_s3, result)
+    survivor = {cluster.nodes[n].node_id for n in ("cpu1", "cpu2")} - {kill.node_id}
+    assert node_ids_of(cluster, "RayTrainWorker") & survivor
