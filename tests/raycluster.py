@@ -206,6 +206,13 @@ class MultiNodeCluster:
             # `ray start` the session leader whose PID the cluster records.
             mounts = " && ".join(f"mount -t tmpfs -o size=2g,mode=1777 dgnode-node-{spec.name} '{d}'"
                                  for d in self.private_dirs)
+            image = self._shared_image()
+            if image:
+                # The interpreter is the "image" every node shares, also when it lives inside a
+                # private directory (a checkout's .venv): bound aside first, then back in place.
+                aside = f"/run/dgnode-image-{self.token[:8]}-{spec.name}"
+                mounts = (f"mkdir -p '{aside}' && mount --bind '{image}' '{aside}' && {mounts} && "
+                          f"mkdir -p '{image}' && mount --bind '{aside}' '{image}'")
             command = ["unshare", "-m", "--propagation", "private", "sh", "-c", f'{mounts} && exec "$@"', "sh",
                        *command]
         log = self.root / f"{spec.name}.log"
@@ -216,6 +223,12 @@ class MultiNodeCluster:
         node.started_s = time.monotonic()
         self.nodes[spec.name] = node
         return node
+
+    def _shared_image(self) -> str | None:
+        """This interpreter's prefix when it lies inside a private directory, else None."""
+        prefix = str(Path(sys.prefix).resolve())
+        inside = any(prefix.startswith(d.rstrip("/") + "/") for d in self.private_dirs)
+        return prefix if inside else None
 
     def _wait_started(self, nodes: list[RayNode]) -> None:
         deadline = time.monotonic() + self.timeout_s
