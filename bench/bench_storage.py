@@ -18,7 +18,8 @@ from the job's JSON), extraction's utterances/s; ``ratio_s3_over_local`` for eac
 the bytes (and objects, cache hits) each node fetched from the corpus, with the corpus's total
 size for comparison. Cluster start-up is measured apart and not in the ratios. The MLflow tracking
 server is the same kind in both (``mlflow/server.sh``, SQLite on the head); only its artifact
-destination differs. ``--repeats`` alternates the variants (local first) and reports medians.
+destination differs. ``--repeats`` alternates the variants (local first); the ratios are of the
+medians over the repeats (every run is in ``runs``).
 
     python bench/bench_storage.py [--dialogs 10] [--trials 2] [--epochs 2] [--repeats 1] [--out result.json]
 """
@@ -45,7 +46,8 @@ STAGES = ("synth corpus", "scan", "extract", "tune + test")
 
 def run_job(cluster, workdir: str, tracking_uri: str, args: argparse.Namespace) -> dict:
     entrypoint = ["python", "jobs/pipeline.py", "--demo", "--workdir", workdir, "--synth.dialogs", str(args.dialogs),
-                  "--tracking_uri", tracking_uri, "--extract_overrides", json.dumps({"num_actors": args.actors, "max_batch_size": args.batch}), "--baseline_config", "null",
+                  "--tracking_uri", tracking_uri, "--baseline_config", "null",
+                  "--extract_overrides", json.dumps({"num_actors": args.actors, "max_batch_size": args.batch}),
                   "--tune.trials", str(args.trials), "--tune.epochs", str(args.epochs),
                   "--tune.max_concurrent", str(args.workers), "--tune.cpus_per_worker", str(args.cpus),
                   "--tune.experiment", f"bench-{int(time.time() * 1000)}", "--progress", "false", "--json"]
@@ -88,13 +90,10 @@ def cluster_of(args: argparse.Namespace, env: dict[str, str], isolated: bool):
 @contextlib.contextmanager
 def mlflow_server(root: Path, artifacts: str, env: dict[str, str]):
     """``mlflow/server.sh`` on a free port with its artifacts at ``artifacts``; its URL."""
-    import socket
-
+    from tests.raycluster import free_port
     from tests.tuning.server_process import kill_server, start_server
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     pid = start_server(root, port, extra_env={**env, "MLFLOW_ARTIFACTS_DESTINATION": artifacts})
     try:
         yield f"http://127.0.0.1:{port}"
@@ -123,15 +122,15 @@ def bench(args: argparse.Namespace, work: Path) -> dict:
         corpus_bytes = _bytes_under(server, bucket, "work-0/corpus/")
     finally:
         server.stop()
-    median = {variant: _median_run(found) for variant, found in runs.items()}
+    median = {variant: _medians(found) for variant, found in runs.items()}
     ratios = {"job": round(median["s3"]["job_s"] / median["local"]["job_s"], 3)}
     for stage in STAGES:
         local, s3 = median["local"]["stage_seconds"].get(stage), median["s3"]["stage_seconds"].get(stage)
         if local and s3:
             ratios[stage] = round(s3 / local, 3)
-    return {"corpus_bytes": corpus_bytes, "cluster_startup_s": {k: [round(s, 1) for s in v] for k, v in startup.items()},
-            "local": median["local"], "s3": median["s3"], "ratio_s3_over_local": ratios,
-            "runs": runs if args.repeats > 1 else None}
+    return {"corpus_bytes": corpus_bytes,
+            "cluster_startup_s": {k: [round(s, 1) for s in v] for k, v in startup.items()},
+            "local": median["local"], "s3": median["s3"], "ratio_s3_over_local": ratios, "runs": runs}
 
 
 def _bytes_under(server, bucket: str, prefix: str) -> int:
@@ -139,13 +138,21 @@ def _bytes_under(server, bucket: str, prefix: str) -> int:
     return sum(obj["Size"] for page in pages for obj in page.get("Contents", []))
 
 
-def _median_run(runs: list[dict]) -> dict:
-    """The run whose job time is the median (odd counts; the lower middle otherwise)."""
-    ordered = sorted(runs, key=lambda r: r["job_s"])
-    chosen = dict(ordered[(len(ordered) - 1) // 2])
-    chosen["job_s_all"] = [r["job_s"] for r in runs]
-    chosen["job_s_median"] = round(statistics.median(r["job_s"] for r in runs), 2)
-    return chosen
+def _medians(runs: list[dict]) -> dict:
+    """Median over the runs of the job's seconds, each stage's seconds and the extraction rate;
+    the bytes each node fetched from the first run (the same corpus every time)."""
+    def median(values) -> float:
+        return round(statistics.median(values), 3)
+
+    stages = sorted({stage for run in runs for stage in run["stage_seconds"]})
+    return {
+        "job_s": median(r["job_s"] for r in runs),
+        "stage_seconds": {stage: median(r["stage_seconds"][stage] for r in runs if stage in r["stage_seconds"])
+                          for stage in stages},
+        "extract_utt_per_s": median(r["extract_utt_per_s"] for r in runs),
+        "utterances": runs[0]["utterances"], "trials": runs[0]["trials"],
+        "fetched_per_node": runs[0]["fetched_per_node"],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -86,7 +86,8 @@ def typed_like(config: Mapping, name: str, node_type: str, cpus: int, gpus: int 
     return NodeSpec(name, node_type, cpus, gpu_count, {k: float(v) for k, v in offered.items() if v})
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A port on 127.0.0.1 that was free a moment ago."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -157,7 +158,7 @@ class MultiNodeCluster:
 
     def _node_env(self) -> dict[str, str]:
         return {**self.client_env(), **_HEALTH_CHECK, "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
-                "AUTOSCALER_METRIC_PORT": str(_free_port()), "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
+                "AUTOSCALER_METRIC_PORT": str(free_port()), "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
 
     # -- start / stop -------------------------------------------------------------------------------
 
@@ -165,10 +166,10 @@ class MultiNodeCluster:
         """Start the head, then every worker node at once; return when all are up (or stop all and raise)."""
         began = time.monotonic()
         try:
-            port, dashboard = _free_port(), _free_port()
+            port, dashboard = free_port(), free_port()
             head = self._launch(self.head_spec, [
                 "--head", f"--port={port}", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
-                f"--dashboard-port={dashboard}", f"--ray-client-server-port={_free_port()}",
+                f"--dashboard-port={dashboard}", f"--ray-client-server-port={free_port()}",
             ], private=False)
             self._wait_started([head])
             self.address = f"{_node_ip()}:{port}"
@@ -194,9 +195,9 @@ class MultiNodeCluster:
             RAY_BIN, "start", "--block", *role, "--node-ip-address=127.0.0.1", f"--num-cpus={spec.cpus}",
             f"--num-gpus={spec.gpus}", f"--object-store-memory={OBJECT_STORE_BYTES}", f"--labels={labels}",
             f"--temp-dir={temp_dir}", f"--min-worker-port={low}", f"--max-worker-port={low + 98}",
-            f"--node-manager-port={_free_port()}", f"--object-manager-port={_free_port()}",
-            f"--metrics-export-port={_free_port()}", f"--runtime-env-agent-port={_free_port()}",
-            f"--dashboard-agent-listen-port={_free_port()}", f"--dashboard-agent-grpc-port={_free_port()}",
+            f"--node-manager-port={free_port()}", f"--object-manager-port={free_port()}",
+            f"--metrics-export-port={free_port()}", f"--runtime-env-agent-port={free_port()}",
+            f"--dashboard-agent-listen-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}",
             "--disable-usage-stats",
         ]
         if spec.resources:

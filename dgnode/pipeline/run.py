@@ -73,7 +73,7 @@ class PipelineConfig:
         modalities: modalities to extract and train on
         gpu_memory_gb: GPU memory budget that sets the extraction batch sizes
         media_cache: per-node cache of the media extraction fetches from an s3:// corpus
-        extract_overrides: extraction options (dgnode extract's) applied to the extraction, e.g. {num_actors: 2, max_batch_size: 8}; not those the pipeline sets (manifest, store, model, ...)
+        extract_overrides: `dgnode extract` options for the extraction, e.g. {num_actors: 2, max_batch_size: 8} (not those set here)
         train_config: the training config the search varies (YAML)
         train_overrides: dotted training-config keys applied on top of train_config, e.g. {train.batch_size: 8}
         space: the search space (YAML)

@@ -12,7 +12,7 @@ from typing import Callable
 
 import pytest
 
-from tests.raycluster import REPO_ROOT, MultiNodeCluster, NodeSpec, typed_like
+from tests.raycluster import REPO_ROOT, MultiNodeCluster, NodeSpec, free_port, typed_like
 
 
 @pytest.fixture(scope="session")
@@ -68,21 +68,13 @@ def mlflow_s3(s3_server, bucket, tmp_path_factory) -> str:
     process group, by PID) at the end, also when a test fails."""
     from tests.tuning.server_process import kill_server, start_server
 
-    port = _free_port()
+    port = free_port()
     pid = start_server(tmp_path_factory.mktemp("mlflow"), port,
                        extra_env={**s3_server.env(), "MLFLOW_ARTIFACTS_DESTINATION": f"s3://{bucket}/mlflow"})
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
         kill_server(pid, port)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture

@@ -24,7 +24,8 @@ def test_extract_overrides_reach_the_extraction_and_the_pipeline_keeps_its_own()
 
     config = PipelineConfig(modalities=["text", "audio"], extract_overrides={"num_actors": 2, "max_batch_size": 8,
                                                                              "media.audio.clips_per_video": 2})
-    extract = _extract_config(config, manifest="s3://b/scan/manifest.parquet", store="s3://b/features-tiny", model="tiny")
+    extract = _extract_config(config, manifest="s3://b/scan/manifest.parquet", store="s3://b/features-tiny",
+                              model="tiny")
     assert (extract.num_actors, extract.max_batch_size, extract.media.audio.clips_per_video) == (2, 8, 2)
     assert (extract.manifest, extract.store, extract.model, extract.modalities) == (
         "s3://b/scan/manifest.parquet", "s3://b/features-tiny", "tiny", ["text", "audio"])
