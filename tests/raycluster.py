@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from dgnode.cluster.local import NODE_TYPE_LABEL, session_processes, stop_session
+from tests.processes import descendants, kill_recorded, session_of, start_time
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RAY_BIN = str(Path(sys.executable).with_name("ray"))
@@ -146,6 +147,7 @@ class MultiNodeCluster:
         self.dashboard_url: str | None = None
         self.startup_s: float | None = None
         self._ports = iter(range(20000 + (os.getpid() % 90) * 120, 32000))  # worker-port ranges, per node
+        self._strays: dict[int, str] = {}  # pid -> start time of processes the nodes started elsewhere
 
     # -- environment --------------------------------------------------------------------------------
 
@@ -343,17 +345,22 @@ class MultiNodeCluster:
         node = self.nodes[name]
         if node.spec is self.head_spec:
             raise ValueError("kill_node kills worker nodes only")
-        pids = node.processes()
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        killed: set[int] = set()
+        deadline = time.monotonic() + 10
+        # Again until none is left: a process forked just before its parent died joins late.
+        while (pids := node.processes()) and time.monotonic() < deadline:
+            doomed = {pid: start_time(pid) for pid in pids} | descendants(pids)
+            kill_recorded(doomed)
+            killed.update(doomed)
+            time.sleep(0.05)
         node.process.wait(timeout=30)
-        return len(pids)
+        return len(killed)
 
     def stop(self) -> None:
-        """Stop every node this cluster started (its session, by PID): workers, then the head."""
+        """Stop every node this cluster started (its session, by PID): workers, then the head; then
+        what they started in sessions of their own (Ray's job manager runs a job's driver in a new
+        session: a job still running would outlive its cluster, retrying the GCS for minutes)."""
+        self._strays.update(self._descendants_elsewhere())
         for name in [n for n in self.nodes if n != self.head_spec.name] + [self.head_spec.name]:
             node = self.nodes.get(name)
             if node is None:
@@ -364,11 +371,19 @@ class MultiNodeCluster:
                 node.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 pass
+        kill_recorded(self._strays)
         shutil.rmtree(self.root, ignore_errors=True)
 
+    def _descendants_elsewhere(self) -> dict[int, str]:
+        """Running descendants of the nodes' processes that are in no node's session."""
+        sessions = {node.pid for node in self.nodes.values()}
+        members = [pid for node in self.nodes.values() for pid in node.processes()]
+        return {pid: started for pid, started in descendants(members).items() if session_of(pid) not in sessions}
+
     def leftover_processes(self) -> list[int]:
-        """PIDs still running in any node's session (empty after :meth:`stop`)."""
-        return [pid for node in self.nodes.values() for pid in node.processes()]
+        """PIDs still running in any node's session or started by the nodes elsewhere (empty after :meth:`stop`)."""
+        strays = [pid for pid, started in self._strays.items() if start_time(pid) == started]
+        return [pid for node in self.nodes.values() for pid in node.processes()] + strays
 
     def log_tail(self, name: str, lines: int = 30) -> str:
         try:
