@@ -15,7 +15,7 @@ import pytest
 
 from tests.multinode.support import job_result, mlflow_runs, pipeline_entrypoint, pipeline_nodes, store_counts
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.cluster_faults]
 
 
 class _KillWhen:
