@@ -4,10 +4,11 @@ auxiliary Cross-modality inTeraction (Nguyen et al., EMNLP 2023), in the layout 
 For a batch of dialogues with ``N`` utterances and modalities ``m = 1..M``:
 
 1. per-modality encoders ``e_m: (N, D_m) -> (N, d)``: ``linear`` (CORECT's audio/visual
-   encoder, ``ReLU(W_2 ReLU(W_1 x))``, context-free), ``gru`` (a GRU over the dialogue,
-   bidirectional; forward-only in causal mode) or ``transformer`` (a projection to ``d`` and
-   self-attention over the dialogue; causally masked in causal mode), plus the speaker
-   embedding: ``x_m^i = e_m(u_m)^i + S_{s_i}``;
+   encoder, ``ReLU(W_2 ReLU(W_1 x))``, context-free), ``transformer`` (CORECT's text encoder:
+   self-attention over the dialogue at the input width ``D_m``, then a projection to ``d``,
+   :class:`~dgnode.models.dialogue_transformer.DialogueTransformer`; causally masked in causal
+   mode) or ``gru`` (a GRU over the dialogue, bidirectional; forward-only in causal mode), plus
+   the speaker embedding: ``x_m^i = e_m(u_m)^i + S_{s_i}``;
 2. **RT-GRAPH** (:class:`~dgnode.models.corect_layers.RelationalTemporalGraph`): one node per
    (utterance, modality), intra-modal temporal edges inside the window ``[i - wp, i + wf]``,
    cross-modal edges between an utterance's modality nodes (:func:`dgnode.graph.build_edges`),
@@ -29,12 +30,30 @@ transformer, P-CM) masked to positions ``<= i``. Utterance ``i``'s logits are th
 utterances ``0..i`` alone, bit for bit: changing a later utterance leaves them unchanged
 (``torch.equal``), which :mod:`dgnode.streaming` relies on.
 
-Differences from the released CORECT code, all deliberate: LayerNorm instead of BatchNorm after
-the graph transformer (per node, so causal and batch-independent in training too) and a
-LayerNorm on its input (see :class:`~dgnode.models.corect_layers.RelationalTemporalGraph`); attention
-ignores padded positions (key padding mask); the text transformer projects to ``d`` before
-attending instead of attending at the input width; windows are inclusive (``i + wf`` is a
-neighbour; CORECT's slicing stops at ``i + wf - 1``).
+**Against the released code** (leson502/CORECT_EMNLP2023): with ``rtgraph.norm: batch`` and the
+``transformer`` text encoder this is the release's network: copying a release model's weights
+into it gives the same log-probabilities (within 5e-7) on unpadded dialogues, once the window is
+translated (below). The differences, all deliberate:
+
+* **Window direction.** The release lists an edge ``(j, i)`` for every ``i`` in the window
+  ``[j - wp, j + wf)`` of utterance ``j``, and PyG sends messages from ``edge_index[0]`` to
+  ``edge_index[1]``: node ``i`` *receives* from ``j`` in ``[i - wf + 1, i + wp]``, so its ``wp``
+  counts future utterances and its ``wf = 0`` is not causal (it still receives from the next
+  ``wp``). Here a node receives from ``[i - wp, i + wf]`` (inclusive), so ``wf = 0`` is causal.
+  The release's ``(wp, wf)`` is this model's ``(wf - 1, wp)``: its ``wp 11, wf 5`` is ``wp 4,
+  wf 11`` here. The configs keep this model's meaning (``wp 11, wf 5``: eleven utterances of
+  past, five of future); the swapped window measured no different on real IEMOCAP text.
+* **Padding** is masked in every attention (text transformer, P-CM); the release attends to
+  padded positions (zero features plus the speaker-0 embedding), so its outputs for a dialogue
+  depend on the longest dialogue in the batch.
+* **Speakers** are indexed by first appearance in the dialogue (:mod:`dgnode.features.dataset`);
+  the release indexes IEMOCAP's speakers by gender (M 0, F 1).
+* ``rtgraph.norm: layer`` (LayerNorm per node, also in training) is available for exact
+  causality and batch independence in training; the release's BatchNorm has both in
+  evaluation only.
+* The release's ``modalities`` unpacking swaps the text and audio encoder outputs (its encoder
+  returns ``(t, a, v)``, read as ``(a, t, v)``); node order and P-CM pairs are symmetric in the
+  modalities, so this only renames its modalities; here each encoder feeds its own modality.
 """
 
 from __future__ import annotations
@@ -56,7 +75,8 @@ from dgnode.models.base import (
     select_features,
     to_padded,
 )
-from dgnode.models.corect_layers import AttentionStack, PairwiseCrossModal, RelationalTemporalGraph, padding_mask
+from dgnode.models.corect_layers import GraphNorm, PairwiseCrossModal, RelationalTemporalGraph, padding_mask
+from dgnode.models.dialogue_transformer import DialogueTransformer, default_heads
 from dgnode.models.recurrence import ContextEncoder
 from dgnode.models.registry import register_model
 
@@ -66,11 +86,18 @@ ENCODER_KINDS = ("linear", "gru", "transformer")
 
 @dataclass
 class RTGraphConfig:
-    """RT-GRAPH: ``heads`` of the TransformerConv (output ``heads * hidden`` per node);
-    ``self_loops``: a self edge per node as its own relation (CORECT's temporal type 0)."""
+    """RT-GRAPH settings (:class:`~dgnode.models.corect_layers.RelationalTemporalGraph`).
+
+    Attributes:
+        heads: heads of the graph transformer (output heads x hidden per node)
+        self_loops: a self edge per node as its own relation (CORECT's temporal type 0)
+        norm: batch (the release: BatchNorm after the graph transformer; per node in evaluation
+            only) or layer (LayerNorm before and after it, per node in training too)
+    """
 
     heads: int = 7
     self_loops: bool = True
+    norm: GraphNorm = "batch"
 
     def __post_init__(self) -> None:
         if self.heads < 1:
@@ -79,8 +106,15 @@ class RTGraphConfig:
 
 @dataclass
 class PCMConfig:
-    """P-CM: ``layers``/``heads`` of each pairwise cross-modal transformer,
-    ``memory_layers``/``memory_heads`` of each modality's self-attention memory (0: none)."""
+    """P-CM settings (:class:`~dgnode.models.corect_layers.PairwiseCrossModal`; inputs scaled by
+    sqrt(width) as in the release).
+
+    Attributes:
+        heads: heads of each pairwise cross-modal transformer
+        layers: layers of each pairwise cross-modal transformer
+        memory_heads: heads of each modality's self-attention memory
+        memory_layers: layers of each modality's self-attention memory (0: none)
+    """
 
     heads: int = 2
     layers: int = 2
@@ -97,16 +131,20 @@ class PCMConfig:
 
 @dataclass
 class CORECTConfig(ModelConfig):
-    """CORECT hyper-parameters (defaults: the released IEMOCAP script, ``run_train.sh``:
-    hidden 100, dropout 0.5, ``wp`` 11, ``wf`` 5, 7 graph-transformer heads, 2 cross-modal
-    layers with 2 heads, 3 memory layers with 2 heads).
+    """CORECT hyper-parameters (defaults: the released IEMOCAP script, ``run_train.sh``, and its
+    ``train.py`` defaults: hidden 100, dropout 0.5, ``wp`` 11, ``wf`` 5 (see the module docstring
+    for the window direction), a 2-layer transformer text encoder at the input width (heads by
+    the release's rule, feed-forward 2048), linear audio/vision encoders, 7 graph-transformer
+    heads with BatchNorm, 2 cross-modal layers with 2 heads, 3 memory layers with 2 heads).
 
     Attributes:
         wp, wf: past / future window of the temporal edges (-1: whole dialogue; ``wf = 0``:
             causal mode, which also makes the sequence encoders and every attention causal).
         text_encoder, audio_encoder, vision_encoder: ``linear``, ``gru`` or ``transformer``.
         encoder_layers: layers of the ``gru`` / ``transformer`` encoders.
-        encoder_heads: heads of the ``transformer`` encoders.
+        encoder_heads: heads of the ``transformer`` encoders, which attend at the input width
+            (null: the release's rule, the smallest of 7..14 dividing that width, else 1).
+        encoder_feedforward: feed-forward width of the ``transformer`` encoders.
         use_rtgraph, use_pcm, use_speaker: ablation switches.
         rtgraph, pcm: the two branches' settings.
     """
@@ -116,11 +154,12 @@ class CORECTConfig(ModelConfig):
     dropout: float = 0.5
     wp: int = 11
     wf: int = 5
-    text_encoder: EncoderKind = "gru"
+    text_encoder: EncoderKind = "transformer"
     audio_encoder: EncoderKind = "linear"
     vision_encoder: EncoderKind = "linear"
-    encoder_layers: int = 1
-    encoder_heads: int = 4
+    encoder_layers: int = 2
+    encoder_heads: int | None = None
+    encoder_feedforward: int = 2048
     use_rtgraph: bool = True
     use_pcm: bool = True
     rtgraph: RTGraphConfig = field(default_factory=RTGraphConfig)
@@ -136,12 +175,11 @@ class CORECTConfig(ModelConfig):
         for modality, kind in kinds.items():
             if kind not in ENCODER_KINDS:
                 raise ValueError(f"{modality}_encoder must be one of {', '.join(ENCODER_KINDS)}, got {kind!r}")
-        if self.encoder_layers < 1 or self.encoder_heads < 1:
-            raise ValueError(f"encoder_layers and encoder_heads must be >= 1, got {self.encoder_layers}, {self.encoder_heads}")
+        if self.encoder_layers < 1 or (self.encoder_heads is not None and self.encoder_heads < 1) or self.encoder_feedforward < 1:
+            raise ValueError(f"encoder_layers, encoder_heads and encoder_feedforward must be >= 1, got "
+                             f"{self.encoder_layers}, {self.encoder_heads}, {self.encoder_feedforward}")
         if not self.causal and "gru" in kinds.values() and self.hidden % 2:
             raise ValueError(f"hidden must be even: a bidirectional GRU encoder uses hidden/2 units per direction, got {self.hidden}")
-        if "transformer" in kinds.values() and self.hidden % self.encoder_heads:
-            raise ValueError(f"hidden {self.hidden} is not divisible by encoder_heads {self.encoder_heads}")
         if self.use_pcm and self.hidden % self.pcm.heads:
             raise ValueError(f"hidden {self.hidden} is not divisible by pcm.heads {self.pcm.heads}")
 
@@ -160,28 +198,27 @@ class UnimodalEncoder(nn.Module):
     past and present when ``causal``).
     """
 
-    def __init__(self, kind: str, in_dim: int, hidden: int, causal: bool, layers: int, heads: int, dropout: float) -> None:
+    def __init__(self, kind: str, in_dim: int, hidden: int, causal: bool, config: CORECTConfig) -> None:
         super().__init__()
         self.kind = kind
-        self.causal = causal
         if kind == "linear":
             self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
         elif kind == "gru":
-            self.net = ContextEncoder(in_dim, hidden, causal=causal, num_layers=layers)
+            self.net = ContextEncoder(in_dim, hidden, causal=causal, num_layers=config.encoder_layers)
         elif kind == "transformer":
-            self.projection = nn.Linear(in_dim, hidden)
-            self.net = AttentionStack(hidden, heads, layers, dropout=dropout)
+            heads = default_heads(in_dim) if config.encoder_heads is None else config.encoder_heads
+            if in_dim % heads:
+                raise ConfigError(f"model.encoder_heads {heads} does not divide the input width {in_dim} the "
+                                  "transformer encoder attends at")
+            self.net = DialogueTransformer(in_dim, hidden, config.encoder_layers, heads, config.encoder_feedforward,
+                                           config.dropout, causal)
         else:
             raise ValueError(f"unknown encoder kind {kind!r}; expected one of {', '.join(ENCODER_KINDS)}")
 
     def forward(self, x: Tensor, batch: BatchLike) -> Tensor:
         if self.kind == "linear":
             return self.net(x)
-        if self.kind == "gru":
-            return self.net(x, batch.dialog_index, batch.position, batch.lengths)
-        padded = to_padded(self.projection(x), batch.dialog_index, batch.position, batch.lengths)
-        encoded = self.net(padded, padding_mask(batch.lengths, padded.shape[1]), self.causal)
-        return from_padded(encoded, batch.dialog_index, batch.position)
+        return self.net(x, batch.dialog_index, batch.position, batch.lengths)
 
 
 class CORECT(nn.Module):
@@ -201,10 +238,7 @@ class CORECT(nn.Module):
         if unknown:
             raise ValueError(f"CORECT has no encoder setting for modalities {unknown}")
         self.encoders = nn.ModuleDict(
-            {
-                m: UnimodalEncoder(kinds[m], dim, hidden, config.causal, config.encoder_layers, config.encoder_heads, config.dropout)
-                for m, dim in dims.items()
-            }
+            {m: UnimodalEncoder(kinds[m], dim, hidden, config.causal, config) for m, dim in dims.items()}
         )
         self.speaker_embedding = nn.Embedding(num_speakers, hidden) if config.use_speaker else None
         width = 0
@@ -217,6 +251,7 @@ class CORECT(nn.Module):
                 has_past=config.wp != 0,
                 has_future=config.wf != 0,
                 has_self=config.rtgraph.self_loops,
+                norm=config.rtgraph.norm,
             )
             width += len(self.modalities) * self.rtgraph.out_channels
         self.pcm = None

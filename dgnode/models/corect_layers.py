@@ -7,6 +7,9 @@ Sequences here are padded dialogues ``(B, L, d)`` with a key padding mask ``(B, 
 
 from __future__ import annotations
 
+import math
+from typing import Literal
+
 import torch
 from torch import Tensor, nn
 
@@ -28,10 +31,11 @@ class AttentionBlock(nn.Module):
 
     .. math::
 
-        Z &= X + \mathrm{MHA}\big(\mathrm{LN}(X),\ \mathrm{LN}(Y),\ \mathrm{LN}(Y)\big) \\
-        \mathrm{out} &= Z + W_2\,\mathrm{ReLU}\big(W_1\,\mathrm{LN}(Z)\big)
+        Z &= X + \mathrm{MHA}\big(\mathrm{LN}_1(X),\ \mathrm{LN}_1(Y),\ \mathrm{LN}_1(Y)\big) \\
+        \mathrm{out} &= Z + W_2\,\mathrm{ReLU}\big(W_1\,\mathrm{LN}_2(Z)\big)
 
-    with ``Y = X`` for self-attention (``cross=False``: no source norm). With ``causal``, query
+    with ``Y = X`` for self-attention (``cross=False``). Queries, keys and values go through the
+    same norm ``LN_1``, as in CORECT's release (MulT's layer). With ``causal``, query
     position ``i`` attends to key positions ``j <= i`` only, so output ``i`` is a function of
     inputs ``0..i``. Masked keys get exactly zero weight, so in a batch the earlier outputs are
     bit-identical whatever the later positions hold.
@@ -44,8 +48,8 @@ class AttentionBlock(nn.Module):
         super().__init__()
         if channels % heads:
             raise ValueError(f"attention width {channels} is not divisible by {heads} heads")
-        self.query_norm = nn.LayerNorm(channels)
-        self.source_norm = nn.LayerNorm(channels) if cross else None
+        self.cross = cross
+        self.attention_norm = nn.LayerNorm(channels)
         self.attention = nn.MultiheadAttention(channels, heads, dropout=dropout, batch_first=True)
         self.feedforward_norm = nn.LayerNorm(channels)
         self.feedforward = nn.Sequential(
@@ -57,11 +61,10 @@ class AttentionBlock(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: Tensor, source: Tensor | None, key_padding: Tensor, causal: bool) -> Tensor:
-        if (source is None) != (self.source_norm is None):
+        if (source is None) == self.cross:
             raise ValueError("a cross-attention block needs a source sequence and a self-attention block takes none")
-        query = self.query_norm(x)
-        # One norm per role, shared by keys and values (CORECT normalises both the same way).
-        keys = query if self.source_norm is None else self.source_norm(source)
+        query = self.attention_norm(x)
+        keys = query if source is None else self.attention_norm(source)
         mask = future_mask(x.shape[1], x.device) if causal else None
         attended, _ = self.attention(query, keys, keys, key_padding_mask=key_padding, attn_mask=mask, need_weights=False)
         x = x + self.dropout(attended)
@@ -69,15 +72,25 @@ class AttentionBlock(nn.Module):
 
 
 class AttentionStack(nn.Module):
-    """``layers`` :class:`AttentionBlock` s and a final LayerNorm. With ``cross`` every layer
-    attends to the same source sequence (cross-modal attention keeps querying the raw source)."""
+    r"""MulT's encoder as CORECT's release uses it: the inputs scaled by :math:`\sqrt{d}`, then
+    ``layers`` :class:`AttentionBlock` s and a final LayerNorm. With ``cross`` every layer
+    attends to the same (scaled) source sequence.
+
+    The scaling (MulT's ``embed_scale``, kept by the release although it adds no positional
+    embedding for it to balance) makes the residual stream ``sqrt(d)`` times larger than what
+    each block adds at initialisation (the blocks see it through their LayerNorms), so a stack
+    starts close to ``LN(X)``, a pass-through of its query sequence.
+    """
 
     def __init__(self, channels: int, heads: int, layers: int, cross: bool = False, dropout: float = 0.0) -> None:
         super().__init__()
+        self.scale = math.sqrt(channels)
         self.blocks = nn.ModuleList(AttentionBlock(channels, heads, cross, dropout) for _ in range(layers))
         self.norm = nn.LayerNorm(channels)
 
     def forward(self, x: Tensor, key_padding: Tensor, causal: bool, source: Tensor | None = None) -> Tensor:
+        x = x * self.scale
+        source = source * self.scale if source is not None else None
         for block in self.blocks:
             x = block(x, source, key_padding, causal)
         return self.norm(x)
@@ -138,6 +151,9 @@ class PairwiseCrossModal(nn.Module):
         return torch.cat(outputs, dim=-1)
 
 
+GraphNorm = Literal["batch", "layer"]
+
+
 class RelationalTemporalGraph(nn.Module):
     r"""RT-GRAPH: ``RGCNConv`` then ``TransformerConv`` over the (utterance, modality) graph.
 
@@ -150,29 +166,31 @@ class RelationalTemporalGraph(nn.Module):
 
         h_v' &= W_0 x_v + \sum_{r} \frac{1}{|\mathcal{N}_r(v)|} \sum_{u \in \mathcal{N}_r(v)} W_r x_u
             \qquad \text{(RGCN, mean per relation)} \\
-        g_v &= \mathrm{LN}(h_v') \\
-        h_v'' &= \mathrm{LeakyReLU}\Big(\mathrm{LN}\big(\big\Vert_{k=1}^{K}\ W^k_s g_v +
+        h_v'' &= \mathrm{LeakyReLU}\Big(\mathrm{Norm}\big(\big\Vert_{k=1}^{K}\ W^k_s g_v +
             \sum_{u \in \mathcal{N}(v)} \alpha^k_{vu} W^k_v g_u\big)\Big),\quad
             \alpha^k_{vu} = \mathrm{softmax}_u \frac{(W^k_q g_v)^\top W^k_k g_u}{\sqrt{d}}
 
-    Output ``(V, K d)`` (``K`` heads concatenated). Two deliberate changes to the released
-    CORECT: it normalises the output with BatchNorm, LayerNorm is used here so a node's output
-    never depends on other nodes' statistics (the causal mode stays exact in training as well
-    as inference, and a dialogue's output is independent of its batch-mates); and the graph
-    transformer's input is layer-normalised (the RGCN sums one message per relation, up to
-    ``3M + M(M-1)`` of them, so its scale grows with the relation count and saturates the
-    attention softmax early in training; measured on synthetic IEMOCAP features, the norm made
-    training start faster on each of three seeds).
+    Output ``(V, K d)`` (``K`` heads concatenated). ``norm``:
+
+    * ``batch`` (the release): ``g = h'`` and ``Norm`` is BatchNorm over the nodes. In training
+      its statistics mix all nodes of the batch (a causal model's training-time outputs see
+      batch-mates and later utterances through the mean and variance); in evaluation the
+      running statistics make it a fixed per-feature affine map, so predictions are per node:
+      causal mode is exact and a dialogue's outputs do not depend on its batch-mates.
+    * ``layer``: ``g = LN(h')`` and ``Norm`` is LayerNorm, per node in training too. (The input
+      norm: the RGCN sums up to ``3M + M(M-1)`` relation means, so its output scale grows with
+      the relation count.)
 
     Args:
         modalities: ``M``.
         channels: ``d`` in and per head out.
         heads: ``K``.
         has_past, has_future, has_self: which temporal kinds the windows produce.
+        norm: ``batch`` or ``layer``.
     """
 
     def __init__(self, modalities: int, channels: int, heads: int, has_past: bool, has_future: bool,
-                 has_self: bool) -> None:
+                 has_self: bool, norm: GraphNorm = "batch") -> None:
         super().__init__()
         from torch_geometric.nn import RGCNConv, TransformerConv
 
@@ -187,10 +205,12 @@ class RelationalTemporalGraph(nn.Module):
         self.out_channels = heads * channels
         if self.num_relations == 0:
             raise ValueError("the RT-GRAPH has no relation: a single modality with wp = wf = 0 and no self loops")
+        if norm not in ("batch", "layer"):
+            raise ValueError(f"norm must be 'batch' or 'layer', got {norm!r}")
         self.rgcn = RGCNConv(channels, channels, self.num_relations)
-        self.transformer_norm = nn.LayerNorm(channels)
+        self.transformer_norm = nn.LayerNorm(channels) if norm == "layer" else nn.Identity()
         self.transformer = TransformerConv(channels, channels, heads=heads, concat=True)
-        self.norm = nn.LayerNorm(self.out_channels)
+        self.norm = nn.LayerNorm(self.out_channels) if norm == "layer" else nn.BatchNorm1d(self.out_channels)
 
     def relations(self, graph: MultimodalGraph) -> Tensor:
         """``(E,)`` compact relation id of every edge of ``graph``."""
@@ -209,6 +229,7 @@ class RelationalTemporalGraph(nn.Module):
 
 __all__ = [
     "AttentionBlock",
+    "GraphNorm",
     "AttentionStack",
     "PairwiseCrossModal",
     "RelationalTemporalGraph",

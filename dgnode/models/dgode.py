@@ -4,9 +4,12 @@
 For a batch of dialogues with ``N`` utterances and modalities ``m = 1..M``:
 
 1. speaker embedding ``S_i = W_p p_i`` (``p_i`` one-hot of the utterance's speaker);
-2. per modality a context GRU over each dialogue, ``c_m^i``, and ``h_m^i = c_m^i + S_i``
-   (bidirectional; forward-only in causal mode ``wf = 0``, where a backward GRU would read the
-   future);
+2. per modality a context encoder over each dialogue, ``c_m^i``, and ``h_m^i = c_m^i + S_i``:
+   a GRU (the paper's; bidirectional, forward-only in causal mode ``wf = 0``, where a backward
+   GRU would read the future), or for text (``text_encoder: transformer``) a transformer that
+   attends at the feature width and then projects to ``d``
+   (:class:`~dgnode.models.dialogue_transformer.DialogueTransformer`, CORECT's text encoder;
+   causally masked in causal mode);
 3. the multimodal graph of :func:`dgnode.graph.build_edges` (one node per (utterance,
    modality), windows ``wp``/``wf``, inter-modal edges) and ``Â`` of
    :func:`dgnode.graph.normalized_adjacency`; ``H_0`` stacks the ``h_m^i`` into ``(M N, d)``;
@@ -34,12 +37,15 @@ batched matrix products); with an adaptive solver they agree to about ``rtol``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from torch import nn
 
+from dgnode.options import ConfigError
 from dgnode.graph import UNLIMITED, SparseOperator, adjacency_operator, batch_spectral_bounds, build_edges
 from dgnode.models.base import BatchLike, EmotionClassifier, ModelConfig, ModelOutput, select_features
+from dgnode.models.dialogue_transformer import DialogueTransformer, default_heads
 from dgnode.models.graph_ode import GraphODE, ODEConfig
 from dgnode.models.mixhop import AdaptiveMixHop
 from dgnode.models.recurrence import ContextEncoder, encode_contexts
@@ -68,6 +74,10 @@ class DGODEConfig(ModelConfig):
         alpha: ``α`` of ``Â = (α/2)(I + D^-1/2 A D^-1/2)``, in ``(0, 1]``.
         use_speaker, use_mixhop, use_ode: ablation switches.
         encoder_layers: GRU layers of each context encoder.
+        text_encoder: the text modality's context encoder: ``gru`` (the paper's) or
+            ``transformer`` (attention at the input width, then a projection to ``hidden``).
+        text_layers, text_heads, text_feedforward: of the ``transformer`` text encoder
+            (``text_heads`` null: the smallest of 7..14 dividing the text width, else 1).
     """
 
     name: str = "dgode"
@@ -77,6 +87,10 @@ class DGODEConfig(ModelConfig):
     use_mixhop: bool = True
     use_ode: bool = True
     encoder_layers: int = 1
+    text_encoder: Literal["gru", "transformer"] = "gru"
+    text_layers: int = 2
+    text_heads: int | None = None
+    text_feedforward: int = 2048
     mixhop: MixHopConfig = field(default_factory=MixHopConfig)
     ode: ODEConfig = field(default_factory=ODEConfig)
 
@@ -89,6 +103,9 @@ class DGODEConfig(ModelConfig):
             raise ValueError(f"alpha must be in (0, 1], got {self.alpha}")
         if self.encoder_layers < 1:
             raise ValueError(f"encoder_layers must be >= 1, got {self.encoder_layers}")
+        if self.text_layers < 1 or (self.text_heads is not None and self.text_heads < 1) or self.text_feedforward < 1:
+            raise ValueError(f"text_layers, text_heads and text_feedforward must be >= 1, got "
+                             f"{self.text_layers}, {self.text_heads}, {self.text_feedforward}")
         if not self.causal and self.hidden % 2:
             raise ValueError(f"hidden must be even: the bidirectional encoders use hidden/2 units per direction, got {self.hidden}")
 
@@ -103,9 +120,7 @@ class DGODE(nn.Module):
         self.config = config
         self.modalities = list(dims)
         hidden = config.hidden
-        self.encoders = nn.ModuleDict(
-            {m: ContextEncoder(dim, hidden, causal=config.causal, num_layers=config.encoder_layers) for m, dim in dims.items()}
-        )
+        self.encoders = nn.ModuleDict({m: self._encoder(m, dim, config) for m, dim in dims.items()})
         self.speaker_embedding = nn.Embedding(num_speakers, hidden) if config.use_speaker else None
         self.dropout = nn.Dropout(config.dropout)
         self.mixhop = (
@@ -116,13 +131,27 @@ class DGODE(nn.Module):
         self.ode = GraphODE(hidden, config.ode) if config.use_ode else None
         self.classifier = EmotionClassifier(len(self.modalities) * hidden, hidden, num_classes, config.dropout)
 
+    @staticmethod
+    def _encoder(modality: str, dim: int, config: DGODEConfig) -> nn.Module:
+        if modality == "text" and config.text_encoder == "transformer":
+            heads = default_heads(dim) if config.text_heads is None else config.text_heads
+            if dim % heads:
+                raise ConfigError(f"model.text_heads {heads} does not divide the text width {dim} the transformer "
+                                  "encoder attends at")
+            return DialogueTransformer(dim, config.hidden, config.text_layers, heads, config.text_feedforward,
+                                       config.dropout, config.causal)
+        return ContextEncoder(dim, config.hidden, causal=config.causal, num_layers=config.encoder_layers)
+
     def forward(self, batch: BatchLike) -> ModelOutput:
         features = select_features(batch, self.modalities)
         speaker = self.speaker_embedding(batch.speakers) if self.speaker_embedding is not None else 0.0
-        # The modality encoders share one batched recurrence (dgnode.models.recurrence).
-        contexts = encode_contexts([self.encoders[m] for m in self.modalities], features, batch.dialog_index,
-                                   batch.position, batch.lengths)
-        encoded = [context + speaker for context in contexts]
+        rows = (batch.dialog_index, batch.position, batch.lengths)
+        # The GRU encoders share one batched recurrence (dgnode.models.recurrence).
+        grus = [m for m in self.modalities if isinstance(self.encoders[m], ContextEncoder)]
+        contexts = dict(zip(grus, encode_contexts([self.encoders[m] for m in grus],
+                                                  [features[self.modalities.index(m)] for m in grus], *rows)))
+        encoded = [(contexts[m] if m in contexts else self.encoders[m](x, *rows)) + speaker
+                   for m, x in zip(self.modalities, features)]
         # Node layout of dgnode.graph: node(m, u) = m * N + u, i.e. modalities stacked.
         h0 = self.dropout(torch.cat(encoded, dim=0))
         h = h0

@@ -14,7 +14,8 @@ from dgnode.features.dataset import collate
 from dgnode.graph import build_edges
 from dgnode.models import build_model, model_config_from_dict
 from dgnode.models.corect import CORECT, CORECTConfig
-from dgnode.models.corect_layers import AttentionBlock, future_mask, padding_mask
+from dgnode.models.corect_layers import AttentionBlock, AttentionStack, future_mask, padding_mask
+from dgnode.models.dialogue_transformer import DialogueTransformer
 
 from .conftest import DIMS, make_conversations  # noqa: F401  (importlib mode resolves the package-relative import)
 
@@ -38,7 +39,8 @@ def test_registered_under_model_name_corect_with_paper_defaults():
     config = model_config_from_dict({"name": "corect"})
     assert isinstance(config, CORECTConfig)
     assert (config.hidden, config.dropout, config.wp, config.wf) == (100, 0.5, 11, 5)
-    assert (config.rtgraph.heads, config.pcm.layers, config.pcm.heads, config.pcm.memory_layers) == (7, 2, 2, 3)
+    assert (config.rtgraph.heads, config.rtgraph.norm, config.pcm.layers, config.pcm.heads, config.pcm.memory_layers) == (7, "batch", 2, 2, 3)
+    assert (config.text_encoder, config.encoder_layers, config.encoder_heads, config.encoder_feedforward) == ("transformer", 2, None, 2048)
     assert not config.causal and model_config_from_dict({"name": "corect", "wf": 0}).causal
     assert isinstance(build(small()), CORECT)
 
@@ -48,7 +50,9 @@ def test_registered_under_model_name_corect_with_paper_defaults():
     [
         ({"name": "corect", "windows": 3}, "unknown key(s) model.windows"),
         ({"name": "corect", "text_encoder": "lstm"}, "model.text_encoder: expected one of 'linear', 'gru', 'transformer'"),
-        ({"name": "corect", "hidden": 9, "pcm": {"heads": 1}}, "hidden must be even"),
+        ({"name": "corect", "hidden": 9, "text_encoder": "gru", "pcm": {"heads": 1}}, "hidden must be even"),
+        ({"name": "corect", "encoder_heads": 0}, "encoder_heads and encoder_feedforward must be >= 1"),
+        ({"name": "corect", "rtgraph": {"norm": "group"}}, "model.rtgraph.norm"),
         ({"name": "corect", "wf": -2}, "wf must be >= 0 or -1"),
         ({"name": "corect", "hidden": 10, "pcm": {"heads": 3}}, "not divisible by pcm.heads 3"),
         ({"name": "corect", "pcm": {"memory_layers": -1}}, "pcm.memory_layers >= 0"),
@@ -140,8 +144,9 @@ def logits_after_changing(model: nn.Module, conversations, dialog: int, utteranc
         {"wf": 0, "use_rtgraph": False},
         {"wf": 0, "use_pcm": False, "vision_encoder": "gru"},
         {"wf": 0, "use_speaker": False, "pcm": {"memory_layers": 2}},
+        {"wf": 0, "rtgraph": {"norm": "layer"}},
     ],
-    ids=["default", "window2", "transformer-text", "pcm-only", "rtgraph-only", "deep-memory"],
+    ids=["default", "window2", "transformer-text", "pcm-only", "rtgraph-only", "deep-memory", "layer-norm"],
 )
 def test_causal_mode_earlier_predictions_ignore_later_utterances_exactly(changes):
     model = build(small(**changes))
@@ -168,7 +173,7 @@ def test_causal_mode_uses_forward_only_gru_and_masked_attention():
     offline = build(small(text_encoder="transformer", encoder_heads=2, audio_encoder="gru"))
     assert not causal.encoders["audio"].net.gru.bidirectional and causal.encoders["audio"].net.gru.hidden_size == 8
     assert offline.encoders["audio"].net.gru.bidirectional and offline.encoders["audio"].net.gru.hidden_size == 4
-    assert causal.encoders["text"].causal and not offline.encoders["text"].causal
+    assert causal.encoders["text"].net.causal and not offline.encoders["text"].net.causal
 
 
 def test_attention_masks():
@@ -179,9 +184,9 @@ def test_attention_masks():
         block(torch.zeros(1, 2, 4), None, torch.zeros(1, 2, dtype=torch.bool), causal=False)
 
 
-@pytest.mark.parametrize("changes", [{}, {"wf": 0}], ids=["offline", "causal"])
+@pytest.mark.parametrize("changes", [{}, {"wf": 0}, {"rtgraph": {"norm": "layer"}}], ids=["offline", "causal", "layer-norm"])
 def test_batch_equals_dialogues_one_at_a_time(changes):
-    # Padding is masked everywhere and LayerNorm is per node, so batch-mates do not matter.
+    # Padding is masked everywhere and the graph norm is per node in evaluation, so batch-mates do not matter.
     model = build(small(**changes, text_encoder="transformer", encoder_heads=2))
     conversations = make_conversations([5, 2, 7, 1])
     with torch.no_grad():
@@ -190,7 +195,7 @@ def test_batch_equals_dialogues_one_at_a_time(changes):
     torch.testing.assert_close(batched, single, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("changes", [{}, {"wf": 0}, {"text_encoder": "transformer", "encoder_heads": 2}], ids=["offline", "causal", "transformer"])
+@pytest.mark.parametrize("changes", [{}, {"wf": 0}, {"text_encoder": "gru"}], ids=["offline", "causal", "gru"])
 def test_every_parameter_gets_a_gradient(batch, changes):
     model = build(small(**changes)).train()
     model(batch).logits.sum().backward()
@@ -221,3 +226,47 @@ def test_corect_beats_the_context_free_mlp_on_synthetic_iemocap(tmp_path, iemoca
         result = fit(load_train_config(None, {**model, **shared}), data, tmp_path / name, progress=False)
         scores[name] = result.test.weighted_f1
     assert scores["corect"] > scores["mlp"] + 0.05, scores
+
+
+def test_text_transformer_attends_at_the_input_width_with_the_release_heads():
+    model = build(small(), {"text": 20, "audio": 5, "vision": 4})
+    text = model.encoders["text"].net
+    assert isinstance(text, DialogueTransformer) and text.heads == 10  # smallest of 7..14 dividing 20
+    assert text.encoder.layers[0].self_attn.embed_dim == 20 and text.encoder.layers[0].linear1.out_features == 2048
+    assert text.projection.out_features == 8
+    with pytest.raises(ConfigError, match="model.encoder_heads 3 does not divide the input width 20"):
+        build(small(encoder_heads=3), {"text": 20, "audio": 5, "vision": 4})
+
+
+def test_cross_modal_stack_scales_its_inputs_and_shares_one_norm_per_block():
+    torch.manual_seed(0)
+    stack = AttentionStack(4, 2, layers=1, cross=True).eval()
+    x, y = torch.randn(1, 3, 4), torch.randn(1, 3, 4)
+    padding = torch.zeros(1, 3, dtype=torch.bool)
+    block = stack.blocks[0]
+    # The release's (MulT's) layer: inputs times sqrt(d), one LayerNorm for queries, keys and values.
+    xs, ys = 2.0 * x, 2.0 * y
+    attended, _ = block.attention(block.attention_norm(xs), block.attention_norm(ys), block.attention_norm(ys))
+    z = xs + attended
+    expected = stack.norm(z + block.feedforward(block.feedforward_norm(z)))
+    with torch.no_grad():
+        torch.testing.assert_close(stack(x, padding, causal=False, source=y), expected)
+
+
+@pytest.mark.parametrize("norm", ["batch", "layer"])
+def test_rtgraph_norm_choice(batch, norm):
+    model = build(small(rtgraph={"norm": norm}))
+    graph = model.rtgraph
+    if norm == "batch":  # the release: BatchNorm after the graph transformer, nothing before it
+        assert isinstance(graph.norm, nn.BatchNorm1d) and isinstance(graph.transformer_norm, nn.Identity)
+    else:
+        assert isinstance(graph.norm, nn.LayerNorm) and isinstance(graph.transformer_norm, nn.LayerNorm)
+    assert model(batch).logits.shape == (15, 3)
+
+
+def test_layer_norm_keeps_training_outputs_causal_and_batch_norm_does_not():
+    conversations = make_conversations([7, 4, 6])
+    for norm, exact in (("layer", True), ("batch", False)):
+        model = build(small(wf=0, dropout=0.0, rtgraph={"norm": norm})).train()
+        before, after = logits_after_changing(model, conversations, dialog=0, utterance=3)
+        assert torch.equal(before[:3], after[:3]) == exact

@@ -41,8 +41,9 @@ def logits_after_changing(model: nn.Module, conversations, dialog: int, utteranc
         fixed_step(wf=0, wp=2),
         fixed_step(wf=0, ode={"method": "euler", "step_size": 0.5}, mixhop={"hops": 2, "layers": 2}),
         {"name": "bigru", "hidden": 8, "causal": True},
+        fixed_step(wf=0, text_encoder="transformer", text_feedforward=8),
     ],
-    ids=["dgode-rk4", "dgode-window2", "dgode-euler-2layers", "bigru"],
+    ids=["dgode-rk4", "dgode-window2", "dgode-euler-2layers", "bigru", "dgode-text-transformer"],
 )
 def test_causal_mode_earlier_predictions_ignore_later_utterances_exactly(config):
     model = build(config)
@@ -68,9 +69,10 @@ def test_causal_dgode_uses_forward_only_encoders():
     assert all(encoder.gru.bidirectional and encoder.gru.hidden_size == 4 for encoder in model.encoders.values())
 
 
-@pytest.mark.parametrize("name", ["dgode", "mlp", "bigru"])
+@pytest.mark.parametrize("name", ["dgode", "dgode-text-transformer", "mlp", "bigru"])
 def test_fixed_step_batch_equals_dialogues_one_at_a_time(name):
-    config = fixed_step() if name == "dgode" else {"name": name, "hidden": 8}
+    config = {"dgode": fixed_step(), "dgode-text-transformer": fixed_step(text_encoder="transformer")}.get(
+        name, {"name": name, "hidden": 8})
     model = build(config)
     conversations = make_conversations([5, 2, 7, 1])
     with torch.no_grad():
@@ -118,6 +120,23 @@ def test_ablation_switches_remove_components(batch, changes, absent):
     output = model(batch)
     output.logits.sum().backward()
     assert all(p.grad is not None for p in model.parameters())  # no dead parameters (DDP needs that)
+
+
+def test_text_transformer_encoder_replaces_only_the_text_gru(batch):
+    from dgnode.models.dialogue_transformer import DialogueTransformer
+    from dgnode.models.recurrence import ContextEncoder
+
+    model = build(fixed_step(text_encoder="transformer"), dims={"text": 20, "audio": 5, "vision": 4})
+    assert isinstance(model.encoders["text"], DialogueTransformer) and model.encoders["text"].heads == 10
+    assert model.encoders["text"].encoder.layers[0].self_attn.embed_dim == 20  # attends at the input width
+    assert all(isinstance(model.encoders[m], ContextEncoder) for m in ("audio", "vision"))
+    conversations = make_conversations([5, 3], {"text": 20, "audio": 5, "vision": 4})
+    output = model.train()(collate(conversations))
+    assert output.logits.shape == (8, 3)
+    output.logits.sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
+    with pytest.raises(ConfigError, match="model.text_heads 3 does not divide the text width 20"):
+        build(fixed_step(text_encoder="transformer", text_heads=3), dims={"text": 20})
 
 
 def test_modality_subset_comes_from_dims(batch):
