@@ -73,6 +73,11 @@ class StudySpec:
     def __post_init__(self) -> None:
         if not self.models:
             raise ConfigError("a study needs at least one model")
+        if self.profile is not None and self.config_dir is None:
+            # Without a directory the profile would pick nothing and every run would silently
+            # train the registry's defaults (paper sizes) instead of the profile's configs.
+            raise ConfigError(f"profile {self.profile!r} needs config_dir (e.g. --config_dir configs) to pick "
+                              f"{{model}}_{self.profile}.yaml from")
         if len(set(self.models)) != len(self.models):
             raise ConfigError(f"models repeat a name: {self.models}")
         unknown = [m for m in self.modes if m not in MODES]

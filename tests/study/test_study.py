@@ -68,6 +68,15 @@ def test_config_files_are_found_by_model_and_profile(repo_root, tmp_path):
         model_config_path(tmp_path / "missing", "corect", None)
 
 
+def test_a_profile_without_a_config_directory_is_refused(tmp_path, capsys):
+    """It used to be ignored: every run then trained the registry's paper-size defaults."""
+    with pytest.raises(ConfigError, match=r"profile 'fast' needs config_dir \(e.g. --config_dir configs\)"):
+        StudySpec(store=str(tmp_path), models=["dgode"], out=str(tmp_path / "out"), profile="fast")
+    assert run_command(COMMANDS, ["study", "--store", str(tmp_path), "--models", "[dgode]", "--out", str(tmp_path / "out"),
+                        "--profile", "fast"]) == 2
+    assert "needs config_dir" in capsys.readouterr().err
+
+
 def test_spec_validation():
     with pytest.raises(ConfigError, match=r"modes must be a non-empty subset of \['offline', 'causal'\]"):
         StudySpec(store="s", models=["dgode"], out="o", modes=["online"])
