@@ -76,13 +76,15 @@ class WholeDialogueOperator:
         stacked = dense.reshape(modalities, rows, -1)  # (M, N, d)
         dialogue_sums = stacked.new_zeros(modalities, self.dialogues, stacked.shape[-1]).index_add(
             1, self.dialog_index, stacked)
-        neighbours = dialogue_sums.index_select(1, self.dialog_index)  # Σ_{s in b} H_{m,s}
+        # In place from here: autograd keeps only the index, c and H, and on CPU a fresh (V, d)
+        # buffer per step costs about as much as the step.
+        out = dialogue_sums.index_select(1, self.dialog_index)  # Σ_{s in b} H_{m,s}
         others = 1  # H_{m,u} itself, counted in the dialogue's sum
         if modalities > 1:
-            neighbours = neighbours + stacked.sum(0)  # Σ_{m'} H_{m',u}
+            out.add_(stacked.sum(0))  # Σ_{m'} H_{m',u}
             others = 2
-        # α/2 H + c (neighbours - others H) = (α/2 - others c) H + c neighbours
-        out = torch.addcmul(neighbours * self.weight, self.self_weight - others * self.weight, stacked)
+        # α/2 H + c (neighbours - others H) = c neighbours + (α/2 - others c) H
+        out.mul_(self.weight).addcmul_(self.self_weight - others * self.weight, stacked)
         return out.reshape(modalities * rows, -1)
 
 

@@ -177,8 +177,13 @@ class GraphODEFunc(nn.Module):
             h, h0 = state
         else:
             h, h0 = state, self.restart
-        mixed = torch.addcmul(h0, h, self.shift) if self.shift.ndim == 1 else torch.addmm(h0, h, self.shift)
-        derivative = mixed + self.adjacency @ h
+        # Accumulated in place into Â h (autograd keeps h and S, never the sum): one (V, d) buffer
+        # per evaluation.
+        derivative = (self.adjacency @ h).add_(h0)
+        if self.shift.ndim == 1:
+            derivative.addcmul_(h, self.shift)
+        else:
+            derivative.addmm_(h, self.shift)
         if isinstance(state, tuple):
             return derivative, torch.zeros_like(h0)
         return derivative

@@ -39,10 +39,11 @@ class AdaptiveMixHop(nn.Module):
     def forward(self, x: Tensor, adjacency: Tensor, x0: Tensor) -> Tensor:
         weights = self.hop_weights()
         propagated = self.linear(x)
-        out = x0
-        for k in range(self.hops):
+        propagated = adjacency @ propagated
+        out = torch.addcmul(x0, propagated, weights[0])
+        for k in range(1, self.hops):
             propagated = adjacency @ propagated
-            out = out + weights[k] * propagated
+            out.addcmul_(propagated, weights[k])  # in place: autograd never keeps `out`
         return out
 
     def extra_repr(self) -> str:

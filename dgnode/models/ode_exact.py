@@ -124,5 +124,7 @@ def exact_solve(x: Tensor, adjacency, basis: Tensor, spectrum: Tensor, T: float,
     total = power * beta[0]
     for k in range(1, terms + 1):
         power = adjacency @ power
-        total = total + power * beta[k]
+        # In place: autograd keeps `power` and `beta[k]`, never `total`, and a fresh (V, d)
+        # buffer per term costs as much as the multiply-add itself on CPU (page faults).
+        total.addcmul_(power, beta[k])
     return total @ basis.t()
