@@ -55,8 +55,8 @@ Solver settings follow torchdiffeq: ``method`` (``dopri5``, ``rk4``, ``euler``..
 ``atol``, ``options`` (a plain dict passed through, e.g. ``{"step_size": 0.1}``) and
 ``adjoint`` (``odeint_adjoint``: memory constant in the number of steps, at the price of a
 second solve backwards). ``dopri5`` without the adjoint runs torchdiffeq's solver with its
-stages kept apart (:mod:`dgnode.models.ode_dopri5`: the same method, a third less time per
-training step). Function evaluations (NFE) are counted per forward pass and capped by
+stages kept apart (:mod:`dgnode.models.ode_dopri5`: the same method without torchdiffeq's
+stage-tensor bookkeeping, which was about a third of a DGODE training step). Function evaluations (NFE) are counted per forward pass and capped by
 :attr:`GraphODE.nfe_cap`: exceeding it raises :class:`NFECapExceeded` instead of letting a
 stiff trial run for hours.
 """
