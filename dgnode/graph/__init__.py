@@ -1,4 +1,5 @@
-"""Conversation graphs over (utterance, modality) nodes: edges, relation types, normalised adjacency."""
+"""Conversation graphs over (utterance, modality) nodes: edges, relation types, normalised adjacency
+(as a sparse operator, or structured for whole-dialogue windows), spectral bounds."""
 
 from dgnode.graph.adjacency import SparseOperator, adjacency_operator, normalized_adjacency
 from dgnode.graph.edges import (
@@ -13,6 +14,7 @@ from dgnode.graph.edges import (
     relation_types,
 )
 from dgnode.graph.spectrum import SpectralBounds, batch_spectral_bounds, dialogue_spectral_bounds
+from dgnode.graph.whole_dialogue import WholeDialogueOperator, structured_operator
 
 __all__ = [
     "EDGE_TYPES",
@@ -23,6 +25,7 @@ __all__ = [
     "SparseOperator",
     "SpectralBounds",
     "UNLIMITED",
+    "WholeDialogueOperator",
     "MultimodalGraph",
     "adjacency_operator",
     "batch_spectral_bounds",
@@ -30,4 +33,5 @@ __all__ = [
     "dialogue_spectral_bounds",
     "normalized_adjacency",
     "relation_types",
+    "structured_operator",
 ]

@@ -12,7 +12,8 @@ For a batch of dialogues with ``N`` utterances and modalities ``m = 1..M``:
    causally masked in causal mode);
 3. the multimodal graph of :func:`dgnode.graph.build_edges` (one node per (utterance,
    modality), windows ``wp``/``wf``, inter-modal edges) and ``Â`` of
-   :func:`dgnode.graph.normalized_adjacency`; ``H_0`` stacks the ``h_m^i`` into ``(M N, d)``;
+   :func:`dgnode.graph.normalized_adjacency` (applied as :func:`dgnode.graph.structured_operator`:
+   segment sums for whole-dialogue windows, else a CSR product); ``H_0`` stacks the ``h_m^i`` into ``(M N, d)``;
 4. ``layers`` adaptive MixHop aggregations ``H_{n+1} = Σ_k w_k Â^k H_n W + H_0``
    (:class:`~dgnode.models.mixhop.AdaptiveMixHop`);
 5. the graph ODE ``dH/dt = (Â - I) H + H (W - I) + H(0)`` from ``t = 0`` to ``T``
@@ -43,7 +44,7 @@ import torch
 from torch import nn
 
 from dgnode.options import ConfigError
-from dgnode.graph import UNLIMITED, SparseOperator, adjacency_operator, batch_spectral_bounds, build_edges
+from dgnode.graph import UNLIMITED, SparseOperator, WholeDialogueOperator, batch_spectral_bounds, build_edges, structured_operator
 from dgnode.models.base import BatchLike, EmotionClassifier, ModelConfig, ModelOutput, select_features
 from dgnode.models.dialogue_transformer import DialogueTransformer, default_heads
 from dgnode.models.graph_ode import GraphODE, ODEConfig
@@ -175,12 +176,14 @@ class DGODE(nn.Module):
         empty without the ODE): what the training loop logs per epoch."""
         return {f"ode_{k}": v for k, v in self.ode.diagnostics().items()} if self.ode is not None else {}
 
-    def adjacency(self, batch: BatchLike) -> SparseOperator:
-        """``Â`` of the batch's multimodal graph, ``(M N, M N)`` sparse."""
+    def adjacency(self, batch: BatchLike) -> WholeDialogueOperator | SparseOperator:
+        """``Â`` of the batch's multimodal graph, ``(M N, M N)``: structured for whole-dialogue
+        windows, else sparse (:func:`dgnode.graph.structured_operator`)."""
         graph = build_edges(
             batch.dialog_index, batch.position, batch.lengths, len(self.modalities), self.config.wp, self.config.wf
         )
-        return adjacency_operator(graph, self.config.alpha, dtype=batch.features[self.modalities[0]].dtype)
+        return structured_operator(graph, self.config.alpha, batch.dialog_index, batch.lengths,
+                                   dtype=batch.features[self.modalities[0]].dtype)
 
 
 @register_model("dgode", DGODEConfig)

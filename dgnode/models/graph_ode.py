@@ -43,8 +43,10 @@ the graph term is the largest over the graphs solved since the previous call, fr
 :mod:`dgnode.models.ode_exact`); its NFE is the number of products with ``Â``.
 
 The solvers work in ``W``'s eigenbasis: ``G = H U`` obeys the same equation with ``W`` replaced by
-``diag(d)`` (``U`` is orthogonal), so a function evaluation is one sparse product with ``Â`` and an
-elementwise scaling, and ``U`` enters twice per solve instead of once per evaluation. Fixed-step
+``diag(d)`` (``U`` is orthogonal), so a function evaluation is one product with ``Â`` and an
+elementwise scaling, and ``U`` enters twice per solve instead of once per evaluation. ``Â`` is
+whatever supports ``Â @ G``: DGODE passes :func:`dgnode.graph.structured_operator`'s (``O(V d)``
+segment sums for whole-dialogue windows, a CSR product otherwise). Fixed-step
 solvers give the same ``H(T)`` up to float rounding; adaptive ones measure their error in the
 rotated coordinates, so their steps (and results, within the tolerance) may differ slightly
 from a solve in the original ones.
@@ -52,7 +54,9 @@ from a solve in the original ones.
 Solver settings follow torchdiffeq: ``method`` (``dopri5``, ``rk4``, ``euler``...), ``rtol``,
 ``atol``, ``options`` (a plain dict passed through, e.g. ``{"step_size": 0.1}``) and
 ``adjoint`` (``odeint_adjoint``: memory constant in the number of steps, at the price of a
-second solve backwards). Function evaluations (NFE) are counted per forward pass and capped by
+second solve backwards). ``dopri5`` without the adjoint runs torchdiffeq's solver with its
+stages kept apart (:mod:`dgnode.models.ode_dopri5`: the same method without torchdiffeq's
+stage-tensor bookkeeping, which was about a third of a DGODE training step). Function evaluations (NFE) are counted per forward pass and capped by
 :attr:`GraphODE.nfe_cap`: exceeding it raises :class:`NFECapExceeded` instead of letting a
 stiff trial run for hours.
 """
@@ -67,7 +71,9 @@ from torch import Tensor, nn
 
 from dgnode.errors import DgnodeError
 from dgnode.graph.adjacency import SparseOperator
+from dgnode.graph.whole_dialogue import WholeDialogueOperator
 from dgnode.graph.spectrum import SpectralBounds
+from dgnode.models.ode_dopri5 import STAGEWISE_UNSUPPORTED_OPTIONS, odeint_dopri5
 from dgnode.models.ode_exact import exact_solve, truncation_terms
 from dgnode.models.ode_weight import WEIGHT_FORMS, ChannelMixing
 
@@ -75,6 +81,7 @@ ADAPTIVE_METHODS = ("dopri8", "dopri5", "bosh3", "fehlberg2", "adaptive_heun")
 FIXED_STEP_METHODS = ("euler", "midpoint", "heun2", "heun3", "rk4", "explicit_adams", "implicit_adams", "fixed_adams")
 METHODS = ADAPTIVE_METHODS + FIXED_STEP_METHODS  # torchdiffeq's solvers
 EXACT = "exact"  # the closed form of dgnode.models.ode_exact
+Operator = SparseOperator | WholeDialogueOperator | Tensor  # Â: anything with `Â @ H`
 
 
 class NFECapExceeded(DgnodeError):
@@ -142,7 +149,7 @@ class GraphODEFunc(nn.Module):
 
     :class:`GraphODE` sets the shift ``S`` (:attr:`shift`) once per solve: for the symmetric
     ``W = U diag(d) U^T`` the state is ``G = H U`` (``W``'s eigenbasis) and ``S = diag(d) - 2I``
-    is held as the vector ``d - 2``, so an evaluation is one sparse product and an elementwise
+    is held as the vector ``d - 2``, so an evaluation is one product with ``Â`` and an elementwise
     one; for the free ``W`` the state is ``H`` and ``S = W - 2I``, a dense product. The state is
     either ``G`` (with ``G_0`` in :attr:`restart`) or, for the adjoint method, the tuple
     ``(G, G_0)`` with ``dG_0/dt = 0``: the adjoint then treats ``G_0`` as part of the initial
@@ -170,8 +177,13 @@ class GraphODEFunc(nn.Module):
             h, h0 = state
         else:
             h, h0 = state, self.restart
-        mixed = torch.addcmul(h0, h, self.shift) if self.shift.ndim == 1 else torch.addmm(h0, h, self.shift)
-        derivative = mixed + self.adjacency @ h
+        # Accumulated in place into Â h (autograd keeps h and S, never the sum): one (V, d) buffer
+        # per evaluation.
+        derivative = (self.adjacency @ h).add_(h0)
+        if self.shift.ndim == 1:
+            derivative.addcmul_(h, self.shift)
+        else:
+            derivative.addmm_(h, self.shift)
         if isinstance(state, tuple):
             return derivative, torch.zeros_like(h0)
         return derivative
@@ -194,7 +206,7 @@ class GraphODE(nn.Module):
         self.last_truncation_bound = 0.0  # R_K of the latest exact solve (dgnode.models.ode_exact)
         self._graph_bounds: SpectralBounds | None = None
 
-    def forward(self, x: Tensor, adjacency: SparseOperator | Tensor, bounds: SpectralBounds | None = None) -> Tensor:
+    def forward(self, x: Tensor, adjacency: Operator, bounds: SpectralBounds | None = None) -> Tensor:
         """``H(T)`` from ``H(0) = H_0 = x``. ``bounds``: spectral bounds of ``adjacency`` (from
         :func:`dgnode.graph.batch_spectral_bounds`; default: cheap bounds from its entries).
         Runs in at least float32 even under autocast: adaptive step control and the exact
@@ -202,11 +214,13 @@ class GraphODE(nn.Module):
         with torch.autocast(x.device.type, enabled=False):
             return self._solve(x.float() if x.dtype in (torch.float16, torch.bfloat16) else x, adjacency, bounds)
 
-    def _solve(self, x: Tensor, adjacency: SparseOperator | Tensor, bounds: SpectralBounds | None) -> Tensor:
+    def _solve(self, x: Tensor, adjacency: Operator, bounds: SpectralBounds | None) -> Tensor:
         import torchdiffeq
 
         if bounds is None:
-            bounds = SpectralBounds.of_matrix(adjacency.matrix if isinstance(adjacency, SparseOperator) else adjacency)
+            matrix = adjacency.matrix if isinstance(adjacency, SparseOperator) else \
+                adjacency.to_dense() if isinstance(adjacency, WholeDialogueOperator) else adjacency
+            bounds = SpectralBounds.of_matrix(matrix)
         self._graph_bounds = bounds if self._graph_bounds is None else self._graph_bounds.merge(bounds)
         config = self.config
         if config.method == EXACT:
@@ -237,9 +251,12 @@ class GraphODE(nn.Module):
                 out = solution[0][-1]
             else:
                 func.restart = start
-                out = torchdiffeq.odeint(
-                    func, start, times, rtol=config.rtol, atol=config.atol, method=config.method, options=options
-                )[-1]
+                if config.method == "dopri5" and not any(k in options for k in STAGEWISE_UNSUPPORTED_OPTIONS):
+                    out = odeint_dopri5(func, start, times, config.rtol, config.atol, options)[-1]
+                else:
+                    out = torchdiffeq.odeint(
+                        func, start, times, rtol=config.rtol, atol=config.atol, method=config.method, options=options
+                    )[-1]
         except AssertionError as error:
             raise self._solver_error(error) from None
         finally:
@@ -251,7 +268,7 @@ class GraphODE(nn.Module):
             out.register_hook(self._start_backward_count)
         return out @ basis.t() if basis is not None else out
 
-    def _solve_exactly(self, x: Tensor, adjacency: SparseOperator | Tensor, bounds: SpectralBounds) -> Tensor:
+    def _solve_exactly(self, x: Tensor, adjacency: Operator, bounds: SpectralBounds) -> Tensor:
         basis, spectrum = self.mixing.eigh()
         shift_min = 2.0 - float(spectrum.detach().max())
         terms, self.last_truncation_bound = truncation_terms(bounds.norm, self.config.T, shift_min, self.config.rtol)

@@ -9,9 +9,10 @@
 weights let the model choose how far information travels (hop 1 = neighbours, hop K = K-step
 walks), and the ``H_0`` term (the encoder output) is a restart that keeps deep stacks from
 over-smoothing. Because the map is linear in ``H_n``, ``Â^k (H_n W)`` is computed instead of
-``(Â^k H_n) W``: one dense product, then ``K`` sparse products of width ``out_channels``.
+``(Â^k H_n) W``: one dense product, then ``K`` products with ``Â`` of width ``out_channels``.
 
-Shapes: ``x (V, in_channels)``, ``adjacency (V, V)`` sparse, ``x0 (V, out_channels)`` ->
+Shapes: ``x (V, in_channels)``, ``adjacency (V, V)`` (sparse, or any operator with ``@``:
+:func:`dgnode.graph.structured_operator`), ``x0 (V, out_channels)`` ->
 ``(V, out_channels)``.
 """
 
@@ -38,10 +39,11 @@ class AdaptiveMixHop(nn.Module):
     def forward(self, x: Tensor, adjacency: Tensor, x0: Tensor) -> Tensor:
         weights = self.hop_weights()
         propagated = self.linear(x)
-        out = x0
-        for k in range(self.hops):
+        propagated = adjacency @ propagated
+        out = torch.addcmul(x0, propagated, weights[0])
+        for k in range(1, self.hops):
             propagated = adjacency @ propagated
-            out = out + weights[k] * propagated
+            out.addcmul_(propagated, weights[k])  # in place: autograd never keeps `out`
         return out
 
     def extra_repr(self) -> str:

@@ -34,7 +34,8 @@ here; ``atol``, ``step_size`` and ``adjoint`` do not apply). ``ρ`` is the exact
 ``ρ T``: ``T = 1, ρ = 0.9`` needs 5 products for ``rtol = 1e-3`` and 8 for ``1e-6``; ``ρ = 1.66``
 7 and 11 (at the worst case ``c_min = 1``).
 
-Cost: ``K`` sparse products ``Â P`` of width ``d`` and two dense products with ``U``; the NFE
+Cost: ``K`` products ``Â P`` of width ``d`` (``O(V d)`` each for whole-dialogue windows:
+:func:`dgnode.graph.structured_operator`) and two dense products with ``U``; the NFE
 reported for this method (:attr:`GraphODE.last_nfe <dgnode.models.graph_ode.GraphODE>`) is
 ``K``, the number of products with ``Â`` (a Runge-Kutta evaluation costs one such product and
 one ``(V, d) x (d, d)`` product). Backpropagation goes through the polynomial: no second solve.
@@ -123,5 +124,7 @@ def exact_solve(x: Tensor, adjacency, basis: Tensor, spectrum: Tensor, T: float,
     total = power * beta[0]
     for k in range(1, terms + 1):
         power = adjacency @ power
-        total = total + power * beta[k]
+        # In place: autograd keeps `power` and `beta[k]`, never `total`, and a fresh (V, d)
+        # buffer per term costs as much as the multiply-add itself on CPU (page faults).
+        total.addcmul_(power, beta[k])
     return total @ basis.t()
