@@ -55,7 +55,8 @@ def test_config_files_are_found_by_model_and_profile(repo_root, tmp_path):
     configs = repo_root / "configs"
     assert model_config_path(configs, "corect", "fast").name == "corect_fast.yaml"
     assert model_config_path(configs, "mlp", None).name == "baseline_mlp.yaml"
-    assert model_config_path(configs, "mlp", "fast").name == "baseline_mlp.yaml"  # one config for every profile
+    assert model_config_path(configs, "mlp", "fast").name == "baseline_mlp_fast.yaml"
+    assert model_config_path(configs, "mlp", "meld").name == "baseline_mlp.yaml"  # the generic config serves a profile it lacks
     with pytest.raises(InputError, match=r"no config for model 'gcn' \(tried gcn_nope.yaml, baseline_gcn_nope.yaml, gcn.yaml, baseline_gcn.yaml\)"):
         model_config_path(configs, "gcn", "nope")
     (tmp_path / "corect_only.yaml").write_text("model:\n  name: corect\n")

@@ -39,7 +39,7 @@ def test_corect_iemocap_config_is_the_release_setup(repo_root):
     "name,config_class",
     [("corect_iemocap", CORECTConfig), ("corect_fast", CORECTConfig), ("dgode_iemocap", DGODEConfig), ("dgode_meld", DGODEConfig), ("dgode_fast", DGODEConfig),
      ("dgode_demo", DGODEConfig), ("baseline_mlp", MLPConfig), ("baseline_mlp_demo", MLPConfig),
-     ("baseline_bigru", ContextGRUConfig)],
+     ("baseline_mlp_fast", MLPConfig), ("baseline_bigru", ContextGRUConfig), ("baseline_bigru_fast", ContextGRUConfig)],
 )
 def test_shipped_configs_load(repo_root, name, config_class):
     config = load_train_config(repo_root / "configs" / f"{name}.yaml")
