@@ -23,11 +23,13 @@ from dgnode.errors import InputError
 __all__ = [
     "DEFAULT_CLUSTER_YAML",
     "DEFAULT_STAGE_DEMANDS",
+    "HEAD_AUTOSCALING_CONFIG",
     "INSTANCE_TYPES",
     "InstanceType",
     "StageDemand",
     "fits",
     "instance_type_of",
+    "launchable_workers",
     "load_cluster_config",
     "max_hourly_cost",
     "node_type_resources",
@@ -35,6 +37,9 @@ __all__ = [
 ]
 
 DEFAULT_CLUSTER_YAML = "cluster.yaml"
+# Where `ray up` leaves the cluster config on the head node, for the autoscaler it starts there (a
+# job's driver runs on the head, so it can read what the autoscaler may still launch).
+HEAD_AUTOSCALING_CONFIG = Path("~/ray_bootstrap_config.yaml")
 # The top-level keys of a cluster config that hold shell commands.
 _COMMAND_LISTS = (
     "initialization_commands",
@@ -235,6 +240,26 @@ def node_type_resources(config: Mapping[str, Any]) -> dict[str, dict[str, float]
         resources.update(node_type.get("resources") or {})
         out[name] = resources
     return out
+
+
+def launchable_workers(path: str | Path = HEAD_AUTOSCALING_CONFIG) -> dict[str, tuple[dict[str, float], int]] | None:
+    """The worker node types an autoscaler may launch: ``{type: (resources, max_workers)}``, read
+    from the autoscaling config at ``path`` (default: the one ``ray up`` leaves on the head); None
+    when there is none (a fixed cluster: ``ray start`` by hand, or a local Ray)."""
+    path = Path(path).expanduser()
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, yaml.YAMLError) as error:
+        raise InputError(f"cannot read the autoscaling config: {error}", path=str(path)) from None
+    if not isinstance(config, Mapping) or not isinstance(config.get("available_node_types"), Mapping) or \
+            "head_node_type" not in config:
+        raise InputError("not an autoscaling config (expected available_node_types and head_node_type)", path=str(path))
+    resources = node_type_resources(config)
+    default_max = int(config.get("max_workers", 0))
+    return {name: (resources[name], int(node_type.get("max_workers", default_max)))
+            for name, node_type in worker_node_types(config).items()}
 
 
 def fits(demand: Mapping[str, float], offered: Mapping[str, float]) -> bool:

@@ -36,6 +36,7 @@ after 1 epoch stopped the configurations that end best (slow starters) on synthe
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,8 @@ from dgnode.tuning.tuner import build_tuner, check_trial_fits
 from dgnode.tuning.results import SELECTION_METRIC, TrialSummary, plain, sweep_runs, trial_finished, trial_summaries, tune_trials
 
 __all__ = ["SEARCH_RECORD", "SUMMARY_FILE", "SearchOutcome", "TuneSettings", "run_search"]
+
+_log = logging.getLogger(__name__)
 
 SEARCH_RECORD = "search.json"
 SUMMARY_FILE = "summary.json"
@@ -150,7 +153,11 @@ def _search(out, record, base_config, space, space_path, data, settings, uri, re
 
     store = base_config.data.store
     epochs = settings.epochs or base_config.train.epochs
-    check_trial_fits(ray.cluster_resources(), settings)
+    from dgnode.cluster.config import launchable_workers
+
+    waiting = check_trial_fits(ray.cluster_resources(), settings, launchable_workers())
+    if waiting:
+        _log.warning(waiting)
 
     tags = provenance_tags(FeatureStore.open(store).fingerprint(), store)
     experiment_id = ensure_experiment(uri, settings.experiment)

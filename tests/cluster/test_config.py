@@ -134,3 +134,19 @@ def test_load_reports_missing_file_and_non_mapping(tmp_path: Path) -> None:
     (tmp_path / "list.yaml").write_text("- a\n- b\n")
     with pytest.raises(InputError, match=r"list.yaml:1: expected a mapping of cluster settings at the top level, got list"):
         C.load_cluster_config(tmp_path / "list.yaml")
+
+
+def test_launchable_workers_are_the_worker_types_the_autoscaler_may_add(cluster_yaml: Path, tmp_path: Path) -> None:
+    assert C.launchable_workers(tmp_path / "ray_bootstrap_config.yaml") is None  # a fixed cluster
+    workers = C.launchable_workers(cluster_yaml)
+    config = yaml.safe_load(cluster_yaml.read_text())
+    assert set(workers) == set(C.worker_node_types(config)) and config["head_node_type"] not in workers
+    for name, (resources, most) in workers.items():
+        assert resources == C.node_type_resources(config)[name]
+        assert most == config["available_node_types"][name]["max_workers"]
+    assert any(resources.get("GPU", 0) >= 1 and most >= 1 for resources, most in workers.values())
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("cluster_name: x\n")
+    with pytest.raises(InputError, match="not an autoscaling config") as caught:
+        C.launchable_workers(broken)
+    assert str(broken) in str(caught.value)
