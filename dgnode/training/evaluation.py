@@ -7,6 +7,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from dgnode.reporting.metrics import ClassificationMetrics
 from dgnode.tracking.runs import DIAGNOSTIC_PREFIX
 
 __all__ = ["EvalResult", "epoch_metrics"]
@@ -14,18 +15,15 @@ __all__ = ["EvalResult", "epoch_metrics"]
 
 @dataclass
 class EvalResult:
-    """Evaluation of one split. Metrics are fractions; arrays are aligned with ``utt_ids``.
+    """Evaluation of one split: the metrics (fractions) and what they were computed from, the
+    per-utterance arrays aligned with ``utt_ids``.
 
     ``predictions`` covers every utterance, ``labels`` holds -1 for unlabelled ones (excluded
     from the metrics); ``representations`` are the classifier inputs, ``(N, D)``.
     """
 
     split: str
-    accuracy: float
-    weighted_f1: float
-    per_class_f1: dict[str, float]
-    support: dict[str, int]
-    confusion: list[list[int]]
+    metrics: ClassificationMetrics
     loss: float
     nfe: float
     utt_ids: list[str]
@@ -33,6 +31,13 @@ class EvalResult:
     labels: np.ndarray
     predictions: np.ndarray
     representations: np.ndarray | None = None
+
+    # The metrics read through, so that callers say result.weighted_f1 (one owner of the fields).
+    accuracy = property(lambda self: self.metrics.accuracy)
+    weighted_f1 = property(lambda self: self.metrics.weighted_f1)
+    per_class_f1 = property(lambda self: self.metrics.per_class_f1)
+    support = property(lambda self: self.metrics.support)
+    confusion = property(lambda self: self.metrics.confusion)
 
     def summary(self) -> dict[str, Any]:
         """The JSON-able metrics (no per-utterance arrays)."""
@@ -46,7 +51,7 @@ class EvalResult:
             "loss": self.loss,
             "nfe": self.nfe,
             "utterances": len(self.utt_ids),
-            "labelled": int((self.labels >= 0).sum()),
+            "labelled": self.metrics.num_labelled,
         }
 
 

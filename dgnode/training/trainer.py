@@ -214,11 +214,7 @@ class Trainer:
         metrics = classification_metrics(all_labels.numpy(), predictions, self.data.label_names)
         return EvalResult(
             split=name,
-            accuracy=metrics.accuracy,
-            weighted_f1=metrics.weighted_f1,
-            per_class_f1=metrics.per_class_f1,
-            support=metrics.support,
-            confusion=metrics.confusion,
+            metrics=metrics,
             loss=loss,
             nfe=nfe_sum / batches,
             utt_ids=utt_ids,
