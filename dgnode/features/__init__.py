@@ -30,6 +30,6 @@ __all__, __getattr__ = lazy_exports(__name__, {
     "dgnode.features.pickles": ("ImportReport", "import_pickle"),
     "dgnode.features.restricted_pickle": ("restricted_load",),
     "dgnode.features.pickle_dialogues": ("carve_validation",),
-    "dgnode.features.synth": ("SynthConfig", "read_structure", "synthesize_features"),
+    "dgnode.features.synth": ("FeatureSynthConfig", "read_structure", "synthesize_features"),
     "dgnode.features.summary": ("StoreSummary", "describe_store"),
 })

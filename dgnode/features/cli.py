@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from dgnode.command import Command
 from dgnode.errors import InputError
 from dgnode.features.pickle_formats import CosmicText, Dataset, PickleFormat
-from dgnode.features.synth import SynthConfig
+from dgnode.features.synth import FeatureSynthConfig
 
 __all__ = ["COMMANDS", "ImportOptions", "InfoOptions", "SynthOptions"]
 
@@ -80,7 +80,7 @@ def run_import(options: ImportOptions) -> int:
     return 0
 
 
-def run_synth(options: SynthOptions, config: SynthConfig) -> int:
+def run_synth(options: SynthOptions, config: FeatureSynthConfig) -> int:
     from dgnode.features.summary import describe_store
     from dgnode.features.synth import synthesize_features
 
@@ -114,7 +114,7 @@ def _print(title: str, rows: list[tuple[str, str]]) -> None:
 COMMANDS = (
     Command("features import", ImportOptions, run_import, positional=("file",),
             help="import an MMGCN/DialogueRNN or COSMIC feature pickle (read with a restricted unpickler)"),
-    Command("features synth", SynthOptions, run_synth, config=SynthConfig,
+    Command("features synth", SynthOptions, run_synth, config=FeatureSynthConfig,
             help="synthetic features with planted fusion and context signal over a real structure"),
     Command("features info", InfoOptions, run_info,
             help="rows, dialogues per split, dims, label counts and fingerprint of a store"),

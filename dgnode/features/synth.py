@@ -48,13 +48,13 @@ from dgnode.corpus.splits import SPLITS
 from dgnode.errors import InputError
 from dgnode.features.store import MODALITIES, FeatureStore, StoreMetadata
 
-__all__ = ["Structure", "SynthConfig", "generate", "read_structure", "synthesize_features"]
+__all__ = ["FeatureSynthConfig", "Structure", "generate", "read_structure", "synthesize_features"]
 
 _SESSION_PREFIX_RE = re.compile(r"^Ses(0[1-5])([FM])_")
 
 
 @dataclass
-class SynthConfig:
+class FeatureSynthConfig:
     """Knobs of the generative model in the module docstring (defaults tuned on IEMOCAP).
 
     Attributes:
@@ -159,14 +159,14 @@ def synthesize_features(
     store_path: str | Path,
     dims: dict[str, int],
     seed: int = 0,
-    config: SynthConfig | None = None,
+    config: FeatureSynthConfig | None = None,
 ) -> FeatureStore:
     """Write a synthetic feature store over ``structure_path``; see the module docstring.
 
     ``dims`` maps any subset of ``text``/``audio``/``vision`` to a dimension. Returns the store
     (re-running with the same arguments writes nothing new: the rows are already there).
     """
-    config = config or SynthConfig()
+    config = config or FeatureSynthConfig()
     config.validate()
     unknown = sorted(set(dims) - set(MODALITIES))
     if unknown or not dims:
@@ -194,7 +194,7 @@ def synthesize_features(
 
 
 def generate(
-    structure: Structure, dims: dict[str, int], seed: int, config: SynthConfig
+    structure: Structure, dims: dict[str, int], seed: int, config: FeatureSynthConfig
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """The rows (key columns) and ``{modality: (N, D_m) float32}`` of the synthetic store."""
     lengths = np.array([len(labels) for labels in structure.labels])

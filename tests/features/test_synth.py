@@ -13,7 +13,7 @@ from sklearn.linear_model import LogisticRegression
 from dgnode.errors import InputError
 from dgnode.features.dataset import load_conversations
 from dgnode.features.store import FeatureStore
-from dgnode.features.synth import SynthConfig, generate, read_structure, synthesize_features
+from dgnode.features.synth import FeatureSynthConfig, generate, read_structure, synthesize_features
 
 
 def test_rows_follow_the_structure_exactly(tmp_path, iemocap_structure_path):
@@ -40,7 +40,7 @@ def test_rows_follow_the_structure_exactly(tmp_path, iemocap_structure_path):
 
 def test_generation_is_deterministic_per_seed_and_per_modality(iemocap_structure_path):
     structure = read_structure(iemocap_structure_path)
-    config = SynthConfig()
+    config = FeatureSynthConfig()
     _, first = generate(structure, {"text": 16, "audio": 12}, 3, config)
     _, again = generate(structure, {"text": 16, "audio": 12}, 3, config)
     _, other_seed = generate(structure, {"text": 16, "audio": 12}, 4, config)
@@ -135,6 +135,6 @@ def test_malformed_structures_are_clear_errors(tmp_path, content, message):
 
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match=r"drop must be in \[0, 1\], got 1.5"):
-        SynthConfig(drop=1.5).validate()
+        FeatureSynthConfig(drop=1.5).validate()
     with pytest.raises(InputError, match=r"dims must name a non-empty subset"):
         synthesize_features("unused.json", "unused", {"speech": 3})
