@@ -33,4 +33,9 @@ def outcome_report(outcome: Any) -> tuple[list[Any], int]:
             f"valid wF1 {outcome.best_valid_wf1:.4f}"
             + (f", test wF1 {test['weighted_f1']:.4f}, test acc {test['accuracy']:.4f}" if test else "")
             + f"; model {outcome.model_uri} (version {outcome.model_version}); MLflow {outcome.tracking_uri}")
+    if test and test.get("per_class_f1"):
+        from dgnode.reporting.report import metrics_table
+
+        return [table, metrics_table(test, list(test["per_class_f1"]), title="Best trial on the test split",
+                                     model=outcome.model or ""), line], 0
     return [table, line], 0

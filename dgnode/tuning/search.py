@@ -83,6 +83,7 @@ class SearchOutcome:
     model_version: str | None = None
     seconds: float = 0.0
     already_complete: bool = False  # a resume of a finished search: nothing was run
+    model: str | None = None  # the registered model name the search trains (e.g. dgode)
 
 
 def run_search(
@@ -183,7 +184,7 @@ def _search(out, record, base_config, space, space_path, data, settings, uri, re
 
         MlflowClient(uri).update_run(parent_run_id, status="RUNNING")
 
-    outcome = SearchOutcome(out.uri, uri, experiment_id, parent_run_id, interrupted=False)
+    outcome = SearchOutcome(out.uri, uri, experiment_id, parent_run_id, interrupted=False, model=base_config.model.name)
     SessionStop.limit = stop_after
     TrialLedger.path = (out / LEDGER_FILE).uri
     MLflowTrialCallback.lost = None

@@ -352,6 +352,9 @@ def test_tune_on_a_store_extracted_from_raw_meld(ray_local, meld_store, repo_roo
                  "--out", str(tmp_path / "out"), "--progress=false"])
     printed = capsys.readouterr().out
     assert code == 0, printed
+    # The per-class table of the best trial on test, after the trials table.
+    assert printed.index("Best trial on the test split") > printed.index("best valid wF1")
+    assert "W-F1" in printed and "support" in printed
 
     from mlflow import MlflowClient
 
