@@ -51,7 +51,8 @@ from dgnode.tuning.mlflow_callback import MLflowTrialCallback, TrackingLostError
 from dgnode.tuning.retention import prune_finished
 from dgnode.tuning.settings import TuneSettings
 from dgnode.tuning.trust import refuse_untrusted
-from dgnode.tuning.tuner import build_tuner, check_trial_fits
+from dgnode.tuning.capacity import CapacityLost, CapacityWatch, check_trial_fits
+from dgnode.tuning.tuner import build_tuner
 from dgnode.tuning.results import SELECTION_METRIC, TrialSummary, plain, sweep_runs, trial_finished, trial_summaries, tune_trials
 
 __all__ = ["SEARCH_RECORD", "SUMMARY_FILE", "SearchOutcome", "TuneSettings", "run_search"]
@@ -156,7 +157,8 @@ def _search(out, record, base_config, space, space_path, data, settings, uri, re
     epochs = settings.epochs or base_config.train.epochs
     from dgnode.cluster.config import launchable_workers
 
-    waiting = check_trial_fits(ray.cluster_resources(), settings, launchable_workers())
+    launchable = launchable_workers()
+    waiting = check_trial_fits(ray.cluster_resources(), settings, launchable)
     if waiting:
         _log.warning(waiting)
 
@@ -188,6 +190,7 @@ def _search(out, record, base_config, space, space_path, data, settings, uri, re
     SessionStop.limit = stop_after
     TrialLedger.path = (out / LEDGER_FILE).uri
     MLflowTrialCallback.lost = None
+    CapacityWatch.settings, CapacityWatch.launchable, CapacityWatch.stalled = settings, launchable, None
     try:
         with bounded_http_retries():  # a lost server stops the search in seconds, not minutes
             results = build_tuner(out, base_config, space, data, settings, epochs, uri, experiment_id, parent_run_id,
@@ -199,6 +202,9 @@ def _search(out, record, base_config, space, space_path, data, settings, uri, re
         finished = sum(trial_finished(t, ledger) for t in tune_trials(results))
         outcome.interrupted = finished < settings.trials
         sweep_runs(uri, experiment_id, parent_run_id, results, ledger)
+        if CapacityWatch.stalled is not None:
+            raise CapacityLost(f"no trial can start any more: {CapacityWatch.stalled}; the search is saved: resume "
+                               f"it with dgnode tune --resume --out {out.uri} once the cluster has the nodes")
         if not outcome.interrupted:
             _evaluate_best(outcome, results, base_config, space, data, settings, uri, experiment_id, parent_run_id, tags)
             if out.is_remote:
@@ -207,11 +213,13 @@ def _search(out, record, base_config, space, space_path, data, settings, uri, re
                                               "final_run_id": outcome.final_run_id})
     except BaseException as error:
         if not isinstance(error, TrackingLostError):  # else nothing reaches the server: resume as it is
-            _end_parent(uri, parent_run_id, "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED", error)
+            resumable = isinstance(error, (KeyboardInterrupt, CapacityLost))
+            _end_parent(uri, parent_run_id, "KILLED" if resumable else "FAILED", error)
         raise
     finally:
         SessionStop.limit = None
         TrialLedger.path = None
+        CapacityWatch.settings = None
     outcome.seconds = time.perf_counter() - started
     _end_parent(uri, parent_run_id, "KILLED" if outcome.interrupted else "FINISHED")
     (out / SUMMARY_FILE).write_json(dataclasses.asdict(outcome))

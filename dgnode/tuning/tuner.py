@@ -20,13 +20,13 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from dgnode.errors import DgnodeError
 from dgnode.tuning.callbacks import SessionStop, TrialLedger, TrialProgress
+from dgnode.tuning.capacity import CapacityWatch
 from dgnode.tuning.results import SELECTION_METRIC
 from dgnode.tuning.retention import CheckpointRetention, use_fixed_snapshot_period
 from dgnode.tuning.settings import TuneSettings
 
-__all__ = ["TUNE_NAME", "build_tuner", "check_trial_fits"]
+__all__ = ["TUNE_NAME", "build_tuner"]
 
 TUNE_NAME = "search"
 TRAIN_STORAGE = "train"
@@ -103,50 +103,12 @@ def build_tuner(out: Any, base_config, space, data, settings, epochs, uri, exper
                 # S3 Tune deletes none itself: it would delete one its saved experiment state may
                 # still name; CheckpointRetention does, later (dgnode.tuning.retention).
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=None if out.is_remote else 2),
-                callbacks=[callback, TrialLedger(), TrialProgress(settings.trials, progress), SessionStop(),
+                callbacks=[callback, TrialLedger(), TrialProgress(settings.trials, progress), SessionStop(), CapacityWatch(),
                            *([CheckpointRetention()] if out.is_remote else [])],
                 verbose=0,
             ),
         )
     return tuner
-
-
-def check_trial_fits(resources: dict[str, float], settings: TuneSettings,
-                     launchable: dict[str, tuple[dict[str, float], int]] | None = None) -> str | None:
-    """Fail now rather than wait forever: one trial's resources must fit the cluster, as it is
-    (``resources``: Ray's total resources) or as its autoscaler may grow it (``launchable``: the
-    worker node types it may add, :func:`dgnode.cluster.config.launchable_workers`).
-
-    A trial of W > 1 workers holds a token CPU share for its Tune function besides the W
-    workers' own requests (so W workers x 1 CPU do not fit on exactly W CPUs). Returns None when
-    the trial fits now, else a line saying that it waits for the autoscaler (each worker fits one
-    node type it may launch, and the trial fits the cluster at its largest); raises otherwise.
-    """
-    workers = settings.workers_per_trial
-    cpus = workers * settings.cpus_per_worker + (0.01 if workers > 1 else 0.0)
-    gpus = workers * settings.gpus_per_worker
-    have_cpus, have_gpus = resources.get("CPU", 0.0), resources.get("GPU", 0.0)
-    if cpus <= have_cpus + 1e-9 and gpus <= have_gpus + 1e-9:
-        return None
-    need = (f"one trial needs {cpus:g} CPUs and {gpus:g} GPUs ({workers} worker(s) x {settings.cpus_per_worker:g} CPU, "
-            f"{settings.gpus_per_worker:g} GPU{' + 0.01 CPU for the trial driver' if workers > 1 else ''}); the Ray cluster "
-            f"has {have_cpus:g} CPUs and {have_gpus:g} GPUs")
-    if launchable:
-        from dgnode.cluster.config import fits
-
-        worker = {"CPU": settings.cpus_per_worker, "GPU": settings.gpus_per_worker}
-        types = [name for name, (offered, most) in launchable.items() if most > 0 and fits(worker, offered)]
-        most_cpus = have_cpus + sum(most * offered.get("CPU", 0.0) for offered, most in launchable.values())
-        most_gpus = have_gpus + sum(most * offered.get("GPU", 0.0) for offered, most in launchable.values())
-        if types and cpus <= most_cpus + 1e-9 and gpus <= most_gpus + 1e-9:
-            return f"{need} now: waiting for the autoscaler to add nodes ({', '.join(types)})"
-        raise DgnodeError(
-            f"{need}, and its autoscaler cannot add enough: "
-            + (f"at most {most_cpus:g} CPUs and {most_gpus:g} GPUs in all" if types else
-               f"no worker node type it may launch fits one worker ({settings.cpus_per_worker:g} CPU, "
-               f"{settings.gpus_per_worker:g} GPU)")
-            + ": lower --cpus_per_worker / --gpus_per_worker / --workers_per_trial or raise max_workers")
-    raise DgnodeError(f"{need}: lower --cpus_per_worker / --gpus_per_worker / --workers_per_trial or add nodes")
 
 
 class _ConfigResolver:
