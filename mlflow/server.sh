@@ -66,7 +66,10 @@ esac
 mkdir -p "$server_dir"
 if [[ -f "$pid_file" ]]; then
   old_pid="$(cat "$pid_file")"
-  if [[ "$old_pid" =~ ^[0-9]+$ ]] && kill -0 "$old_pid" 2>/dev/null; then
+  # A killed server not yet reaped by init is a zombie: kill -0 still succeeds on it, but it
+  # holds no port and will never answer, so it does not count as running.
+  if [[ "$old_pid" =~ ^[0-9]+$ ]] && kill -0 "$old_pid" 2>/dev/null \
+      && [[ "$(ps -o stat= -p "$old_pid" 2>/dev/null)" != Z* ]]; then
     echo "mlflow/server.sh: error: a server is already running with PID $old_pid ($pid_file); run mlflow/stop.sh first" >&2
     exit 2
   fi

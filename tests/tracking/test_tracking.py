@@ -331,6 +331,25 @@ def test_server_scripts_refuse_bad_state(repo_root, tmp_path):
         sleeper.wait()
     result = subprocess.run([start], env={**env, "MLFLOW_PORT": "99999"}, capture_output=True, text=True)
     assert result.returncode == 2 and "MLFLOW_PORT must be a port number" in result.stderr
+    # A killed server that init has not reaped yet (a zombie) holds no port and never answers: it
+    # does not block the next start (a test restarting a server on its port met one under load).
+    zombie = subprocess.Popen(["sleep", "30"])
+    zombie.kill()
+    try:
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{zombie.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            assert time.monotonic() < deadline, "the killed child did not become a zombie"
+            time.sleep(0.05)
+        (tmp_path / "server.pid").write_text(str(zombie.pid))
+        fake = tmp_path / "fake-mlflow"  # exits at once: only the script's own checks are under test
+        fake.write_text("#!/bin/sh\nexit 0\n")
+        fake.chmod(0o755)
+        result = subprocess.run([start], env={**env, "MLFLOW_BIN": str(fake), "MLFLOW_PORT": str(_free_port())},
+                                capture_output=True, text=True)
+        assert result.returncode == 0 and "mlflow server starting" in result.stdout, result.stderr
+        assert int((tmp_path / "server.pid").read_text()) != zombie.pid
+    finally:
+        zombie.wait()
 
 
 def test_sqlite_experiments_keep_artifacts_beside_the_database(tmp_path, monkeypatch):
