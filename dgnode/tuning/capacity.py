@@ -6,8 +6,8 @@ autoscaler can host waits for it (the cloud cluster starts without GPU workers).
 
 While it runs (:class:`CapacityWatch`): nodes can be lost for good (a fixed cluster, a node type
 whose capacity ran out). When trials are pending, none is running, and the cluster as it now is
-(plus what its autoscaler may add) cannot host one, nothing will ever run again: after a grace
-period the watch ends the session the way Ctrl-C does (Tune saves the experiment; no MLflow run is
+(plus what its autoscaler may add) cannot host one, nothing will ever run again: after
+``stall_timeout_s`` the watch ends the session the way Ctrl-C does (Tune saves the experiment; no MLflow run is
 left RUNNING, since the pending trials never started one) and :func:`dgnode.tuning.search.run_search`
 raises the reason, with the ``--resume`` command for when the nodes are back.
 """
@@ -88,15 +88,15 @@ class CapacityWatch(Callback):
     The settings and the autoscaler's node types are class attributes that
     :func:`~dgnode.tuning.search.run_search` sets at every start and resume (Tune restores
     callbacks from the saved experiment, never pickling these); :attr:`stalled` carries the
-    reason back to it. The cluster is looked at every :attr:`interval_s` seconds, and a stall
-    counts once it has lasted :attr:`grace_s` (a node that restarts comes back within it).
+    reason back to it. The cluster is looked at every few seconds (:attr:`interval_s` at most),
+    and a stall counts once it has lasted ``settings.stall_timeout_s`` (a node that restarts
+    comes back within it; 0 turns the watch off).
     """
 
     settings: TuneSettings | None = None
     launchable: dict[str, tuple[dict[str, float], int]] | None = None
     stalled: str | None = None
     interval_s = 15.0
-    grace_s = 120.0
 
     def __init__(self) -> None:
         self._checked = float("-inf")
@@ -110,18 +110,20 @@ class CapacityWatch(Callback):
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         now = time.monotonic()
-        if CapacityWatch.settings is None or now - self._checked < self.interval_s:
+        settings = CapacityWatch.settings
+        if settings is None or not settings.stall_timeout_s:
+            return
+        if now - self._checked < min(self.interval_s, settings.stall_timeout_s / 4):
             return
         self._checked = now
         import ray
 
-        reason = stalled_reason([t.status for t in trials], ray.cluster_resources(), CapacityWatch.settings,
-                                CapacityWatch.launchable)
+        reason = stalled_reason([t.status for t in trials], ray.cluster_resources(), settings, CapacityWatch.launchable)
         if reason is None:
             self._since = None
         elif self._since is None:
             self._since = now
-        elif now - self._since >= self.grace_s:
+        elif now - self._since >= settings.stall_timeout_s:
             CapacityWatch.stalled, CapacityWatch.settings = reason, None
             # Tune's SIGINT handler: save the experiment state and stop after this step.
             os.kill(os.getpid(), signal.SIGINT)

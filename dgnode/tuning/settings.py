@@ -24,6 +24,7 @@ class TuneSettings:
         seed: seed of the TPE sampler (same seed and finished-trial order, same proposals)
         experiment: MLflow experiment, and the registered model's name unless registered_model is set
         registered_model: registered model name (null: the experiment name)
+        stall_timeout_s: seconds trials may wait while no node, up or launchable by the autoscaler, can host one (nodes lost for good) before the search saves itself and stops, resumable with --resume; 0: wait forever
     """
 
     trials: int = 20
@@ -38,6 +39,7 @@ class TuneSettings:
     seed: int = 0
     experiment: str = "dgnode-tune"
     registered_model: str | None = None
+    stall_timeout_s: float = 120.0
 
     def __post_init__(self) -> None:
         problems = []
@@ -55,5 +57,7 @@ class TuneSettings:
             problems.append(f"grace_period must be >= 1 and reduction_factor > 1, got {self.grace_period}, {self.reduction_factor}")
         if self.max_failures < -1:
             problems.append(f"max_failures must be >= -1 (-1: unlimited), got {self.max_failures}")
+        if self.stall_timeout_s < 0:
+            problems.append(f"stall_timeout_s must be >= 0 (0: wait forever), got {self.stall_timeout_s}")
         if problems:
             raise ValueError("invalid search settings: " + "; ".join(problems))

@@ -137,3 +137,45 @@ def test_job_survives_a_worker_node_lost_during_a_multi_worker_trial(start_clust
     survivor = {cluster.nodes[n].node_id for n in ("cpu1", "cpu2")} - {kill.node_id}
     print(f"training workers: {[(a['node_id'][:8], a['state']) for a in trainers]}")
     assert len(trainers) > 2 * trials and {a["node_id"] for a in trainers} & survivor
+
+
+def test_a_search_left_without_nodes_saves_itself_and_stops(start_cluster, cluster_config, mlflow_s3, bucket, s3_env):
+    """Both worker nodes lost mid-search on a cluster without an autoscaler: the restarted trial can
+    never be placed (the head has no CPUs), so after ``--tune.stall_timeout_s`` the job ends with
+    one line naming what a trial needs and what is left, the search saved for ``--resume``, its
+    parent run KILLED and no run RUNNING (instead of waiting forever)."""
+    from mlflow import MlflowClient
+
+    from dgnode.storage import resolve
+    from dgnode.tuning.search import SEARCH_RECORD
+
+    cluster = start_cluster(*pipeline_nodes(cluster_config))
+    workdir = f"s3://{bucket}/fault-stall"
+    killed: list[str] = []
+
+    def kill_both_once_a_trial_runs() -> None:
+        workers = {node.node_id: name for name, node in cluster.nodes.items() if name != "head"}
+        if not killed and any("ImplicitFunc" in a["class_name"] and a["state"] == "ALIVE" and a["node_id"] in workers
+                              for a in cluster.actors()):
+            for name in sorted(workers.values()):
+                cluster.kill_node(name)
+                killed.append(name)
+            print(f"\nkilled {killed} while a trial ran", flush=True)
+
+    job = cluster.submit_job(pipeline_entrypoint(
+        workdir, mlflow_s3, "--tune.max_failures", "1", "--tune.stall_timeout_s", "5", "--tune.experiment", "fault-stall"))
+    status = cluster.wait_job(job, timeout_s=600, poll=kill_both_once_a_trial_runs)
+    logs = cluster.job_logs(job)
+    assert killed, "no trial ran on a worker node"
+    assert status == "FAILED", f"{status}\n{logs[-4000:]}"
+    errors = [line for line in logs.splitlines() if line.startswith("dgnode: error:")]
+    assert len(errors) == 1 and "no trial can start any more: one trial needs 2 CPUs and 0 GPUs" in errors[0] \
+        and "the Ray cluster has 0 CPUs" in errors[0] and "dgnode tune --resume --out s3://" in errors[0], logs[-4000:]
+    search_dir = errors[0].split("--resume --out ", 1)[1].split()[0]
+    assert (resolve(search_dir) / SEARCH_RECORD).exists()  # resumable once nodes are back
+    client = MlflowClient(mlflow_s3)
+    experiment = client.get_experiment_by_name("fault-stall")
+    runs = client.search_runs([experiment.experiment_id], max_results=100)
+    assert not [r.info.run_name for r in runs if r.info.status == "RUNNING"]
+    parents = [r for r in runs if r.data.tags.get("dgnode.run_kind") == "search"]
+    assert [r.info.status for r in parents] == ["KILLED"], [(r.info.run_name, r.info.status, r.data.tags) for r in runs]

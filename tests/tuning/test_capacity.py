@@ -75,7 +75,7 @@ def test_the_watch_ends_the_session_once_a_stall_outlasts_the_grace(monkeypatch)
     monkeypatch.setattr(capacity.time, "monotonic", lambda: clock[0])
     monkeypatch.setattr(capacity.os, "kill", lambda pid, sig: kills.append(sig))
     monkeypatch.setattr(ray, "cluster_resources", lambda: resources[0])
-    monkeypatch.setattr(CapacityWatch, "settings", TuneSettings(gpus_per_worker=1))
+    monkeypatch.setattr(CapacityWatch, "settings", TuneSettings(gpus_per_worker=1, stall_timeout_s=120))
     monkeypatch.setattr(CapacityWatch, "launchable", None)
     monkeypatch.setattr(CapacityWatch, "stalled", None)
     watch = pickle.loads(pickle.dumps(CapacityWatch()))  # as Tune restores it on resume
@@ -89,16 +89,31 @@ def test_the_watch_ends_the_session_once_a_stall_outlasts_the_grace(monkeypatch)
     resources[0] = HEAD_ONLY  # the GPU node is lost
     step(5)  # within the check interval: not looked at
     step(20)  # the stall starts
-    step(20 + CapacityWatch.grace_s - 1)
+    step(20 + 120 - 1)
     assert not kills and CapacityWatch.stalled is None
     resources[0] = {"CPU": 4.0, "GPU": 1.0}  # the node comes back: the stall is forgotten
-    step(20 + CapacityWatch.grace_s + 20)
+    step(20 + 120 + 20)
     resources[0] = HEAD_ONLY
     step(200)
-    step(200 + CapacityWatch.grace_s - 1)
+    step(200 + 120 - 1)
     assert not kills
-    step(200 + CapacityWatch.grace_s + 15)
+    step(200 + 120 + 15)
     assert kills == [signal.SIGINT]
     assert CapacityWatch.stalled.startswith("one trial needs 1 CPUs and 1 GPUs") and CapacityWatch.settings is None
     step(1000)  # inert once it has fired
     assert len(kills) == 1
+
+
+def test_a_zero_stall_timeout_turns_the_watch_off(monkeypatch) -> None:
+    import ray
+
+    from dgnode.tuning import capacity
+
+    monkeypatch.setattr(ray, "cluster_resources", lambda: pytest.fail("the watch looked at the cluster"))
+    monkeypatch.setattr(CapacityWatch, "settings", TuneSettings(gpus_per_worker=1, stall_timeout_s=0))
+    watch = CapacityWatch()
+    for at in (0.0, 1e6):
+        monkeypatch.setattr(capacity.time, "monotonic", lambda: at)
+        watch.on_step_end(iteration=0, trials=[_Trial("PENDING")])
+    with pytest.raises(ValueError, match="stall_timeout_s must be >= 0"):
+        TuneSettings(stall_timeout_s=-1)
