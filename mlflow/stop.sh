@@ -21,7 +21,8 @@ if ! [[ "$pid" =~ ^[0-9]+$ ]]; then
   echo "mlflow/stop.sh: error: $pid_file does not hold a PID (got '$pid')" >&2
   exit 2
 fi
-if ! kill -0 "$pid" 2>/dev/null; then
+# A zombie (killed, not yet reaped by init) is not running either: it has no command line to check.
+if ! kill -0 "$pid" 2>/dev/null || [[ "$(ps -o stat= -p "$pid" 2>/dev/null)" == Z* ]]; then
   echo "mlflow/stop.sh: server PID $pid is not running; removing stale $pid_file"
   rm -f "$pid_file"
   exit 0

@@ -348,6 +348,10 @@ def test_server_scripts_refuse_bad_state(repo_root, tmp_path):
                                 capture_output=True, text=True)
         assert result.returncode == 0 and "mlflow server starting" in result.stdout, result.stderr
         assert int((tmp_path / "server.pid").read_text()) != zombie.pid
+        # ... nor is it a server for stop.sh to refuse or wait for: a stale PID file.
+        (tmp_path / "server.pid").write_text(str(zombie.pid))
+        result = subprocess.run([stop], env=env, capture_output=True, text=True)
+        assert result.returncode == 0 and "not running" in result.stdout and not (tmp_path / "server.pid").exists()
     finally:
         zombie.wait()
 
