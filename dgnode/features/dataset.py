@@ -42,7 +42,7 @@ from dgnode.storage import Location
 
 __all__ = [
     "Conversation", "ConversationBatch", "ConversationSet", "L2_FLOOR", "STD_FLOOR", "collate",
-    "fit_standard", "iterate_batches", "load_conversations",
+    "first_appearance_index", "fit_standard", "iterate_batches", "load_conversations",
 ]
 
 Normalisation = Literal["standard", "l2", "none"]
@@ -220,7 +220,7 @@ def load_conversations(
         dialog_splits = set(splits[start:end].tolist())
         if len(dialog_splits) != 1:
             raise InputError(f"dialogue {dialog_id} is in several splits {sorted(dialog_splits)}", path=where)
-        speaker_index = _first_appearance_index(speaker_names[start:end])
+        speaker_index = first_appearance_index(speaker_names[start:end])
         num_speakers = max(num_speakers, int(speaker_index.max()) + 1)
         conversations.append(
             Conversation(
@@ -320,7 +320,7 @@ def apply_normalisation(data: ConversationSet, normalisation: dict) -> Conversat
     return replace(data, conversations=conversations, normalisation=dict(normalisation))
 
 
-def _first_appearance_index(names: np.ndarray) -> np.ndarray:
+def first_appearance_index(names: np.ndarray) -> np.ndarray:
     """Each name's rank of first appearance: ``[B, A, B, C] -> [0, 1, 0, 2]``."""
     _, first, inverse = np.unique(names, return_index=True, return_inverse=True)
     rank = np.empty(len(first), dtype=np.int64)

@@ -36,7 +36,10 @@ __all__ = ["MODEL_CODE", "RUN_ARTIFACT", "DialogueModel", "fetch_run_dir", "writ
 MODEL_CODE = Path(__file__).with_name("pyfunc_code.py")
 RUN_ARTIFACT = "run"
 # What a model needs from a best-model state (the rest, e.g. valid predictions, stays in the run).
-_MODEL_KEYS = ("model", "config", "dims", "label_names", "num_speakers", "best_epoch")
+# Weights and what the checkpoint records about its inputs (dgnode.training.provenance): with them
+# `dgnode predict --model` normalises with the training statistics instead of refitting them.
+_MODEL_KEYS = ("model", "config", "dims", "label_names", "num_speakers", "best_epoch", "modalities", "normalisation",
+               "speaker_order", "store", "versions")
 
 
 def write_run_dir(directory: str | Path, config: Any, state: Mapping[str, Any],
@@ -55,6 +58,8 @@ def write_run_dir(directory: str | Path, config: Any, state: Mapping[str, Any],
     run = RunDir(directory)
     run.write_config(config)
     weights = {k: state[k] for k in _MODEL_KEYS if k in state}
+    if normalisation is not None:
+        weights.setdefault("normalisation", dict(normalisation))
     weights["model"] = {k: v.detach().cpu() for k, v in state["model"].items()}
     run.save_model(weights)
     run.write_model_card({
@@ -98,8 +103,8 @@ class DialogueModel(mlflow.pyfunc.PythonModel):
 
     Input (a pandas DataFrame, one row per utterance, each dialogue's rows in conversation
     order): ``dialog_id`` (optional: one dialogue), ``speaker`` (index among the dialogue's
-    speakers, or a name: indexed by its position among the dialogue's sorted distinct names,
-    as in training) and one column per modality the model uses, each cell the raw feature
+    speakers, or a name: indexed by first appearance in the dialogue, as in training,
+    :func:`dgnode.features.dataset.first_appearance_index`) and one column per modality the model uses, each cell the raw feature
     vector as the feature store holds it. Output: ``dialog_id``, ``position``, ``label``
     (class index), ``predicted`` (class name), ``probability`` (softmax of the prediction).
     """
@@ -164,7 +169,9 @@ class DialogueModel(mlflow.pyfunc.PythonModel):
         if all(isinstance(s, (int, np.integer)) for s in speakers):
             index = np.asarray(speakers, dtype=np.int64)
         else:
-            index = np.unique(np.asarray(speakers, dtype=str), return_inverse=True)[1].astype(np.int64).reshape(-1)
+            from dgnode.features.dataset import first_appearance_index
+
+            index = first_appearance_index(np.asarray(speakers, dtype=str))
         if index.min() < 0 or index.max() >= self.num_speakers:
             raise InputError(f"dialogue {dialog_id}: speaker indices {sorted(set(index.tolist()))} outside the "
                              f"{self.num_speakers} speakers the model knows")

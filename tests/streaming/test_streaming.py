@@ -211,6 +211,13 @@ def test_cli_predicts_from_a_registered_model_as_from_its_run(causal_runs, tiny_
 
     monkeypatch.setattr(pickle, "load", refuse)
     monkeypatch.setattr(pickle, "loads", refuse)
+    # The registered model carries the run's normalisation: nothing is refitted (the warning
+    # an older checkpoint gets is an error here).
+    import warnings
+
+    from dgnode.training.provenance import StoreChangedWarning
+
+    warnings.simplefilter("error", StoreChangedWarning)
     for mode in ([], ["--stream", "--limit", "2"]):
         by_run, by_model = tmp_path / f"run{len(mode)}.csv", tmp_path / f"model{len(mode)}.csv"
         assert main(["predict", "--run", str(run_dir.path), "--quiet", "--out", str(by_run), *mode]) == 0

@@ -260,6 +260,9 @@ def test_evaluation_artifacts_and_registered_model(mlflow_server, tmp_path, monk
     assert not [f for f in stored if f.endswith((".pkl", ".pickle"))], stored
     assert {"MLmodel", "pyfunc_code.py", "artifacts/run/config.yaml", "artifacts/run/best.pt",
             "artifacts/run/model.json"} <= stored
+    # Its checkpoint carries the training normalisation: predicting from it never refits.
+    saved = torch.load(directory / "artifacts" / "run" / "best.pt", weights_only=True)
+    assert saved["normalisation"]["method"] == normalisation["method"]
     flavor = yaml.safe_load((directory / "MLmodel").read_text())["flavors"]["python_function"]
     assert "python_model" not in flavor and flavor["loader_module"] == "mlflow.pyfunc.loaders.code_model"
 
@@ -276,7 +279,8 @@ def test_evaluation_artifacts_and_registered_model(mlflow_server, tmp_path, monk
     scaled = {m: torch.from_numpy((raw[m] - stats[m]["mean"].numpy()) / stats[m]["std"].numpy()) for m in dims}
     conversations = [Conversation(d, "test", [f"{d}_{i}" for i in range(n)],
                                   {m: scaled[m][:4] if d == "d1" else scaled[m][4:] for m in dims},
-                                  torch.tensor([0, 1, 0, 1] if d == "d1" else [1, 0, 1]), torch.full((n,), -1))
+                                  # Speakers by first appearance, as in training: Y X Y -> 0 1 0.
+                                  torch.tensor([0, 1, 0, 1] if d == "d1" else [0, 1, 0]), torch.full((n,), -1))
                      for d, n in lengths.items()]
     with torch.no_grad():
         expected = torch.softmax(model(collate(conversations)).logits, dim=-1)
