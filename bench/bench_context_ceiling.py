@@ -35,11 +35,10 @@ from sklearn.metrics import f1_score
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from bench.report import emit  # noqa: E402
+from dgnode.corpus.splits import STRUCTURE_PATH as STRUCTURE  # noqa: E402
+from dgnode.features.cli import PAPER_DIMS  # noqa: E402
 from dgnode.features.dataset import load_conversations  # noqa: E402
 from dgnode.features.synth import synthesize_features  # noqa: E402
-
-STRUCTURE = REPO / "dgnode" / "data" / "iemocap_structure.json"
-PAPER_DIMS = {"text": 1024, "audio": 1582, "vision": 342}
 # The context columns are probabilities in [0, 1] beside standardised features of unit variance:
 # scaled up so that the shared L2 penalty does not mute them.
 CONTEXT_SCALE = 10.0

@@ -34,7 +34,18 @@ from torch import Tensor
 
 from dgnode.graph.edges import MultimodalGraph
 
-__all__ = ["SparseOperator", "adjacency_operator", "normalized_adjacency"]
+__all__ = ["SparseOperator", "adjacency_operator", "inverse_sqrt_in_degree", "normalized_adjacency"]
+
+
+def inverse_sqrt_in_degree(graph: MultimodalGraph, dtype: torch.dtype = torch.float32) -> Tensor:
+    """``deg(t)^{-1/2}`` per node ``(V,)``, the in-degree counted over ``graph``'s edges (repeats
+    included), 0 for a node without incoming edges: the factors of ``Â``'s edge weights."""
+    device = graph.edge_index.device
+    target = graph.edge_index[1]
+    degree = torch.zeros(graph.num_nodes, dtype=dtype, device=device).scatter_add_(
+        0, target, torch.ones(target.numel(), dtype=dtype, device=device))
+    inv_sqrt = degree.pow(-0.5)
+    return torch.where(torch.isinf(inv_sqrt), torch.zeros_like(inv_sqrt), inv_sqrt)
 
 
 def normalized_adjacency(
@@ -50,10 +61,7 @@ def normalized_adjacency(
     num_nodes = graph.num_nodes
     device = graph.edge_index.device
     source, target = graph.edge_index[0], graph.edge_index[1]
-    ones = torch.ones(source.numel(), dtype=dtype, device=device)
-    degree = torch.zeros(num_nodes, dtype=dtype, device=device).scatter_add_(0, target, ones)
-    inv_sqrt = degree.pow(-0.5)
-    inv_sqrt = torch.where(torch.isinf(inv_sqrt), torch.zeros_like(inv_sqrt), inv_sqrt)
+    inv_sqrt = inverse_sqrt_in_degree(graph, dtype)
     weight = (alpha / 2.0) * inv_sqrt[target] * inv_sqrt[source]
     diagonal = torch.arange(num_nodes, device=device)
     indices = torch.cat([torch.stack([target, source]), torch.stack([diagonal, diagonal])], dim=1)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from dgnode.graph.adjacency import SparseOperator, adjacency_operator
+from dgnode.graph.adjacency import SparseOperator, adjacency_operator, inverse_sqrt_in_degree
 from dgnode.graph.edges import MultimodalGraph
 
 __all__ = ["WholeDialogueOperator", "structured_operator"]
@@ -107,11 +107,9 @@ def structured_operator(graph: MultimodalGraph, alpha: float, dialog_index: Tens
     if rows == 0 or modalities * rows != graph.num_nodes or int(first.sum()) != complete or \
             graph.num_edges != modalities * complete + rows * modalities * (modalities - 1):
         return adjacency_operator(graph, alpha, dtype=dtype)
-    # The in-degrees and edge weights of normalized_adjacency, by the same formula.
-    degree = torch.zeros(graph.num_nodes, dtype=dtype, device=device).scatter_add_(
-        0, target, torch.ones(target.numel(), dtype=dtype, device=device))
-    inv_sqrt = degree.pow(-0.5)
-    inv_sqrt = torch.where(torch.isinf(inv_sqrt), torch.zeros_like(inv_sqrt), inv_sqrt)[:rows]
+    # The edge weights of normalized_adjacency; a dialogue's nodes share one in-degree in every
+    # modality, so the first modality's rows hold them all.
+    inv_sqrt = inverse_sqrt_in_degree(graph, dtype)[:rows]
     half = alpha / 2.0
     return WholeDialogueOperator(weight=(half * inv_sqrt * inv_sqrt).unsqueeze(1), self_weight=half,
                                  modalities=modalities, dialog_index=dialog_index.long().to(device),

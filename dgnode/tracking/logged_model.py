@@ -157,7 +157,7 @@ class DialogueModel(mlflow.pyfunc.PythonModel):
         import numpy as np
         import torch
 
-        from dgnode.features.dataset import Conversation
+        from dgnode.features.dataset import Conversation, first_appearance_index
 
         features = {}
         for modality, dim in self.dims.items():
@@ -169,8 +169,6 @@ class DialogueModel(mlflow.pyfunc.PythonModel):
         if all(isinstance(s, (int, np.integer)) for s in speakers):
             index = np.asarray(speakers, dtype=np.int64)
         else:
-            from dgnode.features.dataset import first_appearance_index
-
             index = first_appearance_index(np.asarray(speakers, dtype=str))
         if index.min() < 0 or index.max() >= self.num_speakers:
             raise InputError(f"dialogue {dialog_id}: speaker indices {sorted(set(index.tolist()))} outside the "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from dgnode.graph import SparseOperator, adjacency_operator, build_edges, normalized_adjacency
+from tests.graph.support import assert_product_and_gradient_match_dense
 
 
 def small_graph(wp: int = 1, wf: int = 0, modalities: int = 2):
@@ -57,11 +58,5 @@ def test_sparse_operator_product_and_gradient_match_dense():
     operator = adjacency_operator(graph, alpha=0.7)
     dense = normalized_adjacency(graph, alpha=0.7).to_dense()
     torch.testing.assert_close(operator.to_dense(), dense)
-    h = torch.randn(graph.num_nodes, 4, generator=torch.Generator().manual_seed(0), requires_grad=True)
-    weights = torch.randn(graph.num_nodes, 4, generator=torch.Generator().manual_seed(1))
-    ((operator @ (operator @ h)) * weights).sum().backward()
-    sparse_grad = h.grad.clone()
-    h.grad = None
-    ((dense @ (dense @ h)) * weights).sum().backward()
-    torch.testing.assert_close(sparse_grad, h.grad, rtol=1e-6, atol=1e-6)
+    assert_product_and_gradient_match_dense(operator, dense, width=4)
     assert isinstance(operator, SparseOperator)

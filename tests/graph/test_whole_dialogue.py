@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from dgnode.graph import SparseOperator, WholeDialogueOperator, build_edges, normalized_adjacency, structured_operator
+from tests.graph.support import assert_product_and_gradient_match_dense
 
 
 def rows(lengths: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -42,13 +43,7 @@ def test_gradient_matches_the_dense_product():
     graph = build_edges(dialog_index, position, lengths, 3, -1, -1)
     operator = structured_operator(graph, 0.7, dialog_index, lengths)
     dense = normalized_adjacency(graph, 0.7, layout=torch.sparse_coo).to_dense()
-    h = torch.randn(graph.num_nodes, 5, generator=torch.Generator().manual_seed(0), requires_grad=True)
-    weights = torch.randn(graph.num_nodes, 5, generator=torch.Generator().manual_seed(1))
-    ((operator @ (operator @ h)) * weights).sum().backward()
-    structured_grad = h.grad.clone()
-    h.grad = None
-    ((dense @ (dense @ h)) * weights).sum().backward()
-    torch.testing.assert_close(structured_grad, h.grad, rtol=1e-6, atol=1e-6)
+    assert_product_and_gradient_match_dense(operator, dense, width=5)
 
 
 def test_product_runs_in_the_operator_dtype_under_bf16_autocast():
