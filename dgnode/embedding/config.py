@@ -32,7 +32,8 @@ class ExtractConfig:
         decode_batch_size: utterances per CPU decode task
         decode_tasks: at most this many concurrent decode tasks (default: as the CPUs allow)
         max_batch_size: cap on utterances per embedding batch
-        num_actors: embedding actors (default: one per GPU, else 1)
+        num_actors: embedding actors at most (default: one per GPU, else 1); the pool grows to it as work queues up
+        min_actors: embedding actors started at once, before the pool grows (at most num_actors)
         device: where the model runs; cuda asks Ray for GPUs even before a GPU node exists
         seed: seed of a random-init model (tiny, or huge without weights in tests)
         simulate_oom_above: testing aid: fail forward passes above this many items as out of memory
@@ -54,6 +55,7 @@ class ExtractConfig:
     decode_tasks: int | None = None
     max_batch_size: int = 32
     num_actors: int | None = None
+    min_actors: int = 1
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = 0
     simulate_oom_above: int | None = None
@@ -69,5 +71,7 @@ class ExtractConfig:
                 raise ValueError(f"{name} must be positive")
         if self.limit is not None and self.limit < 0:
             raise ValueError("limit must be >= 0")
+        if self.min_actors < 1 or (self.num_actors is not None and self.min_actors > self.num_actors):
+            raise ValueError(f"min_actors must be between 1 and num_actors ({self.num_actors}), got {self.min_actors}")
         if self.gpu_memory_gb <= 0:
             raise ValueError("gpu_memory_gb must be positive")

@@ -142,7 +142,8 @@ def ray_batches(
         batch_size=ray_batch,
         batch_format="numpy",
         # Two batches per actor: the next one's inputs reach the actor while the current one runs.
-        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, actors), max_tasks_in_flight_per_actor=2),
+        compute=ray.data.ActorPoolStrategy(min_size=min(config.min_actors, max(1, actors)), max_size=max(1, actors),
+                                           max_tasks_in_flight_per_actor=2),
         fn_constructor_kwargs=_actor_kwargs(config, plan, sha, "cuda" if use_gpu else "cpu"),
         num_gpus=1 if use_gpu else 0,
         num_cpus=1,

@@ -18,14 +18,15 @@ def pipeline_nodes(cluster_config: dict) -> tuple[NodeSpec, list[NodeSpec]]:
             [typed_like(cluster_config, f"cpu{i}", "worker.cpu.decode", cpus=2) for i in (1, 2)])
 
 
-# Up to two embedding actors, on batches small enough for Ray Data to start the second one.
-EXTRACT_OVERRIDES = '{"num_actors": 2, "max_batch_size": 8}'
+# Two embedding actors from the start (Ray Data spreads them over the worker nodes; a pool left to
+# grow from one stayed at one under load), on small batches.
+EXTRACT_OVERRIDES = '{"num_actors": 2, "min_actors": 2, "max_batch_size": 8}'
 
 
 def pipeline_entrypoint(workdir: str, tracking_uri: str, *extra: str) -> list[str]:
     """``python jobs/pipeline.py --demo`` with its workdir in S3: the job generates the mini corpus
     on the head and uploads it there, so the corpus, manifest, store and search directory are all
-    objects the worker nodes read; the tiny ImageBind, up to two embedding actors and a search of
+    objects the worker nodes read; the tiny ImageBind, two embedding actors and a search of
     two-CPU trials (one per worker node at a time)."""
     return ["python", "jobs/pipeline.py", "--demo", "--workdir", workdir, "--synth.dialogs", str(CORPUS_DIALOGS),
             "--tracking_uri", tracking_uri, "--extract_overrides", EXTRACT_OVERRIDES, "--baseline_config", "null",
