@@ -13,6 +13,7 @@ import time
 import pytest
 
 from tests.multinode.support import (
+    EXTRACT_BOTH_ACTORS,
     job_result,
     mlflow_runs,
     node_ids_of,
@@ -36,7 +37,8 @@ def test_pipeline_job_runs_across_nodes_with_everything_in_s3(start_cluster, clu
     workers = {cluster.nodes[n].node_id for n in ("cpu1", "cpu2")}
     workdir = f"s3://{bucket}/work"
     began = time.monotonic()
-    job = cluster.submit_job(pipeline_entrypoint(workdir, mlflow_s3, "--tune.experiment", "multinode"))
+    job = cluster.submit_job(pipeline_entrypoint(workdir, mlflow_s3, "--tune.experiment", "multinode",
+                                                 extract=EXTRACT_BOTH_ACTORS))
     status = cluster.wait_job(job, timeout_s=720)
     result = job_result(cluster, job, status)
     print(f"\npipeline job: {time.monotonic() - began:.0f} s; stages {result['stage_seconds']}")
